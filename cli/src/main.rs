@@ -1,0 +1,217 @@
+//! `turnpike`: the one binary. `control-plane` and `data-plane` run the two
+//! halves of the gateway, `echo` a sample upstream, `demo` the whole
+//! topology as local processes.
+//!
+//! Exit codes: 0 ok, 1 runtime error, 2 usage or invalid config.
+
+mod admin_client;
+mod demo;
+mod echo;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(name = "turnpike", version, about = "Turnpike API gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, global = true, env = "TURNPIKE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a control plane: admin API, Postgres store, config stream.
+    ControlPlane(ControlPlaneArgs),
+    /// Run a data plane: the proxy.
+    DataPlane(DataPlaneArgs),
+    /// Run a sample upstream that answers every request with JSON describing it.
+    Echo(echo::EchoArgs),
+    /// Run a control plane, data planes and sample upstreams as local processes.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct ControlPlaneArgs {
+    #[arg(
+        long,
+        env = "TURNPIKE_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/turnpike"
+    )]
+    database_url: String,
+    #[arg(long, env = "TURNPIKE_ADMIN_LISTEN", default_value = "127.0.0.1:8001")]
+    admin_listen: SocketAddr,
+    #[arg(
+        long,
+        env = "TURNPIKE_CLUSTER_LISTEN",
+        default_value = "127.0.0.1:8005"
+    )]
+    cluster_listen: SocketAddr,
+    /// Bootstrap admin token; generated, stored hashed and printed once when unset.
+    #[arg(long, env = "TURNPIKE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Token data planes present; generated and printed once when unset.
+    #[arg(long, env = "TURNPIKE_CLUSTER_TOKEN", hide_env_values = true)]
+    cluster_token: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct DataPlaneArgs {
+    /// Control-plane cluster address(es), comma-separated; tried in turn.
+    #[arg(
+        long,
+        env = "TURNPIKE_CONTROL_PLANE",
+        default_value = "http://127.0.0.1:8005",
+        value_delimiter = ','
+    )]
+    control_plane: Vec<String>,
+    #[arg(long, env = "TURNPIKE_PROXY_LISTEN", default_value = "0.0.0.0:8000")]
+    proxy_listen: SocketAddr,
+    #[arg(long, env = "TURNPIKE_STATUS_LISTEN", default_value = "127.0.0.1:8100")]
+    status_listen: SocketAddr,
+    #[arg(long, env = "TURNPIKE_CLUSTER_TOKEN", hide_env_values = true)]
+    cluster_token: String,
+    /// Stable node id; by default one is kept in the cache dir.
+    #[arg(long, env = "TURNPIKE_NODE_ID")]
+    node_id: Option<String>,
+    #[arg(long, env = "TURNPIKE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Labels reported to the control plane, as key=value, comma-separated.
+    #[arg(long, env = "TURNPIKE_LABELS", value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Threads of the proxy's runtime; one per core by default.
+    #[arg(long, env = "TURNPIKE_WORKER_THREADS")]
+    worker_threads: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let result = match cli.command {
+        Command::ControlPlane(args) => {
+            runtime(None).and_then(|rt| rt.block_on(control_plane(args)))
+        }
+        Command::DataPlane(args) => {
+            runtime(args.worker_threads).and_then(|rt| rt.block_on(data_plane(args)))
+        }
+        Command::Echo(args) => runtime(Some(1)).and_then(|rt| rt.block_on(echo::run(args))),
+        Command::Demo(args) => runtime(None).and_then(|rt| rt.block_on(demo::run(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("turnpike: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// An error in what the user asked for (exit code 2).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all();
+    if let Some(n) = workers {
+        if n == 0 {
+            return Err(UsageError("--worker-threads must be at least 1".into()).into());
+        }
+        b.worker_threads(n);
+    }
+    Ok(b.build()?)
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TURNPIKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Turns true on SIGINT or SIGTERM.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        tracing::info!("shutting down");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
+    let settings = turnpike_control_plane::Settings {
+        database_url: args.database_url,
+        admin_listen: args.admin_listen,
+        cluster_listen: args.cluster_listen,
+        admin_token: args.admin_token,
+        cluster_token: args.cluster_token,
+    };
+    let running = match turnpike_control_plane::start(settings, shutdown_signal()).await {
+        Ok(r) => r,
+        Err(e @ turnpike_control_plane::Error::BadRequest(_)) => {
+            return Err(UsageError(e.to_string()).into());
+        }
+        Err(e) => return Err(e).context("control plane failed to start"),
+    };
+    running.wait().await.context("control plane failed")
+}
+
+async fn data_plane(args: DataPlaneArgs) -> anyhow::Result<()> {
+    let mut labels = BTreeMap::new();
+    for l in args.labels.iter().filter(|l| !l.is_empty()) {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("label '{l}' must be key=value")))?;
+        labels.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    if args.cluster_token.is_empty() {
+        return Err(UsageError("--cluster-token must not be empty".into()).into());
+    }
+    let settings = turnpike_data_plane::Settings {
+        control_planes: args.control_plane,
+        proxy_listen: args.proxy_listen,
+        status_listen: args.status_listen,
+        cluster_token: args.cluster_token,
+        node_id: args.node_id,
+        cache_dir: args.cache_dir,
+        labels,
+    };
+    let running = turnpike_data_plane::start(settings, shutdown_signal())
+        .await
+        .context("data plane failed to start")?;
+    running.wait().await;
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! Read views of the cluster: the current config version and the fleet.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{AppState, Error};
+
+pub async fn config(
+    State(state): State<AppState>,
+) -> Result<Json<crate::store::VersionInfo>, Error> {
+    Ok(Json(state.store.current_version().await?))
+}
+
+#[derive(Serialize)]
+pub struct DataPlaneView {
+    node_id: String,
+    hostname: String,
+    software_version: String,
+    labels: BTreeMap<String, String>,
+    connected: bool,
+    last_seen: DateTime<Utc>,
+    config_version: u64,
+    config_hash: String,
+    status: &'static str,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct DataPlanes {
+    current_version: u64,
+    items: Vec<DataPlaneView>,
+}
+
+pub async fn data_planes(State(state): State<AppState>) -> Result<Json<DataPlanes>, Error> {
+    let current = state.store.current_version().await?.version;
+    let items = state
+        .store
+        .data_planes()
+        .await?
+        .into_iter()
+        .map(|r| {
+            let applied = r.config_version.max(0) as u64;
+            let errored = r.last_error_version.is_some_and(|v| v as u64 > applied);
+            let status = if !r.connected {
+                "disconnected"
+            } else if errored {
+                "error"
+            } else if applied >= current {
+                "synced"
+            } else {
+                "behind"
+            };
+            DataPlaneView {
+                node_id: r.node_id,
+                hostname: r.hostname,
+                software_version: r.software_version,
+                labels: r.labels.0,
+                connected: r.connected,
+                last_seen: r.last_seen,
+                config_version: applied,
+                config_hash: r.config_hash,
+                status,
+                error: if errored { r.last_error } else { None },
+            }
+        })
+        .collect();
+    Ok(Json(DataPlanes {
+        current_version: current,
+        items,
+    }))
+}

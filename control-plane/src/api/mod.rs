@@ -1,0 +1,129 @@
+//! The admin REST API (axum): token auth, entity CRUD, config and fleet
+//! views, health endpoints and the console.
+
+mod cluster_view;
+mod entities;
+mod input;
+mod problem;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use turnpike_model::{RouteSpec, UpstreamSpec};
+
+pub use entities::VERSION_HEADER;
+
+use crate::{AppState, Error, secret};
+
+/// Who is calling: the name of the admin token, for logs and history.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub read_only: bool,
+}
+
+macro_rules! entity_routes {
+    ($router:expr, $path:literal, $spec:ty) => {
+        $router
+            .route(
+                $path,
+                get(entities::list::<$spec>).post(entities::create::<$spec>),
+            )
+            .route(
+                concat!($path, "/{key}"),
+                get(entities::get::<$spec>)
+                    .put(entities::replace::<$spec>)
+                    .patch(entities::patch::<$spec>)
+                    .delete(entities::delete::<$spec>),
+            )
+    };
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new();
+    let api = entity_routes!(api, "/upstreams", UpstreamSpec);
+    let api = entity_routes!(api, "/routes", RouteSpec);
+    let api = api
+        .route("/config", get(cluster_view::config))
+        .route("/data-planes", get(cluster_view::data_planes))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/", get(console))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(input::MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// Requires `Authorization: Bearer <token>`; read-only tokens may only read.
+async fn authenticate(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, Error> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(Error::Unauthorized)?;
+    let (name, role) = state
+        .store
+        .find_admin_token(&secret::digest(token.trim()))
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let actor = Actor {
+        name,
+        read_only: role != "admin",
+    };
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if actor.read_only && !reads {
+        return Err(Error::Forbidden);
+    }
+    req.extensions_mut().insert(actor);
+    Ok(next.run(req).await)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
+    }
+}
+
+async fn not_found(req: Request) -> Error {
+    Error::NotFound {
+        kind: "resource",
+        key: req.uri().path().to_owned(),
+    }
+}
+
+/// The web console: a static page that talks to this API with the token the
+/// operator types in.
+async fn console() -> Html<&'static str> {
+    Html(include_str!("../../../admin-ui/index.html"))
+}

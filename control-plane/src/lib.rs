@@ -1,0 +1,98 @@
+//! Turnpike's control plane: owns the configuration in Postgres, serves the
+//! admin API, records every change as a new global config version, and
+//! streams versioned snapshots to the data planes over gRPC.
+//!
+//! Flow of a write: `api` validates → `store` changes entities and draws the
+//! next version in one transaction → `snapshot::Publisher` hands the new
+//! snapshot to every `cluster` stream → data planes ACK or NACK, recorded in
+//! the fleet table.
+
+pub mod api;
+pub mod cluster;
+pub mod error;
+pub mod secret;
+pub mod snapshot;
+pub mod store;
+
+use std::net::SocketAddr;
+
+pub use error::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::snapshot::Publisher;
+use crate::store::Store;
+
+/// Settings of one control-plane process (flags of `turnpike control-plane`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub admin_listen: SocketAddr,
+    pub cluster_listen: SocketAddr,
+    pub admin_token: Option<String>,
+    pub cluster_token: Option<String>,
+}
+
+/// Shared state of the admin API and the cluster service.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub publisher: Publisher,
+}
+
+/// A started control plane: its bound addresses, and a handle to wait on.
+pub struct Running {
+    pub admin_addr: SocketAddr,
+    pub cluster_addr: SocketAddr,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl Running {
+    pub async fn wait(self) -> Result<(), Error> {
+        self.task
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    }
+}
+
+/// Connects to Postgres (creating the database and running migrations),
+/// sets up the tokens, binds both listeners and serves until `shutdown`
+/// turns true.
+pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<Running, Error> {
+    let store = Store::connect(&settings.database_url).await?;
+    let tokens = secret::bootstrap(
+        &store,
+        settings.admin_token.as_deref(),
+        settings.cluster_token.as_deref(),
+    )
+    .await?;
+    for line in tokens.announcements() {
+        // Printed once, on purpose not through the logger: secrets never go
+        // to logs.
+        eprintln!("{line}");
+    }
+    let current = store.ensure_initial_version().await?;
+    let publisher = Publisher::new(current);
+    let state = AppState { store, publisher };
+
+    let admin = TcpListener::bind(settings.admin_listen).await?;
+    let cluster = TcpListener::bind(settings.cluster_listen).await?;
+    let admin_addr = admin.local_addr()?;
+    let cluster_addr = cluster.local_addr()?;
+    tracing::info!(%admin_addr, %cluster_addr, "control plane listening");
+
+    let cluster_state = cluster::ClusterService::new(state.clone(), tokens.cluster_token_hash);
+    let task = tokio::spawn(async move {
+        let heartbeat = tokio::spawn(cluster::heartbeat(cluster_state.clone(), shutdown.clone()));
+        let grpc = cluster::serve(cluster, cluster_state, shutdown.clone());
+        let api = api::serve(admin, state, shutdown);
+        let result = tokio::try_join!(grpc, api).map(|_| ());
+        heartbeat.abort();
+        result
+    });
+    Ok(Running {
+        admin_addr,
+        cluster_addr,
+        task,
+    })
+}

@@ -1,0 +1,127 @@
+//! The fleet table: one row per data plane, written by the cluster service
+//! as streams open, ACK, NACK and close.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::Store;
+use crate::Error;
+
+/// A data plane is shown as connected only while its stream's control plane
+/// keeps refreshing `last_seen`; this covers a control plane that died
+/// without marking its streams closed.
+pub const STALE_AFTER_SECS: f64 = 30.0;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DataPlaneRow {
+    pub node_id: String,
+    pub hostname: String,
+    pub software_version: String,
+    pub labels: Json<BTreeMap<String, String>>,
+    pub connected: bool,
+    pub last_seen: DateTime<Utc>,
+    pub config_version: i64,
+    pub config_hash: String,
+    pub last_error: Option<String>,
+    pub last_error_version: Option<i64>,
+}
+
+/// What a data plane said in its Hello.
+pub struct HelloInfo<'a> {
+    pub node_id: &'a str,
+    pub hostname: &'a str,
+    pub software_version: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub cached_version: u64,
+    pub cached_hash: &'a str,
+}
+
+impl Store {
+    pub async fn dp_hello(&self, session: Uuid, h: &HelloInfo<'_>) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO data_planes (node_id, hostname, software_version, labels, session_id, connected,
+                 connected_at, last_seen, config_version, config_hash)
+             VALUES ($1, $2, $3, $4, $5, true, now(), now(), $6, $7)
+             ON CONFLICT (node_id) DO UPDATE SET hostname = EXCLUDED.hostname,
+                 software_version = EXCLUDED.software_version, labels = EXCLUDED.labels,
+                 session_id = EXCLUDED.session_id, connected = true, connected_at = now(), last_seen = now(),
+                 config_version = EXCLUDED.config_version, config_hash = EXCLUDED.config_hash",
+        )
+        .bind(h.node_id)
+        .bind(h.hostname)
+        .bind(h.software_version)
+        .bind(Json(h.labels))
+        .bind(session)
+        .bind(h.cached_version as i64)
+        .bind(h.cached_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn dp_ack(&self, session: Uuid, version: u64, hash: &str) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE data_planes SET config_version = $2, config_hash = $3, last_seen = now(),
+                 last_error = NULL, last_error_version = NULL, last_error_at = NULL
+             WHERE session_id = $1",
+        )
+        .bind(session)
+        .bind(version as i64)
+        .bind(hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn dp_nack(&self, session: Uuid, version: u64, error: &str) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE data_planes SET last_error = $3, last_error_version = $2, last_error_at = now(),
+                 last_seen = now()
+             WHERE session_id = $1",
+        )
+        .bind(session)
+        .bind(version as i64)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a stream closed, unless a newer stream of the same node already
+    /// took its place.
+    pub async fn dp_disconnect(&self, session: Uuid) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE data_planes SET connected = false, last_seen = now() WHERE session_id = $1",
+        )
+        .bind(session)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Refreshes `last_seen` of the streams this process holds.
+    pub async fn dp_heartbeat(&self, sessions: &[Uuid]) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE data_planes SET last_seen = now() WHERE session_id = ANY($1) AND connected",
+        )
+        .bind(sessions)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn data_planes(&self) -> Result<Vec<DataPlaneRow>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT node_id, hostname, software_version, labels,
+                 connected AND last_seen > now() - make_interval(secs => $1) AS connected,
+                 last_seen, config_version, config_hash, last_error, last_error_version
+             FROM data_planes ORDER BY node_id",
+        )
+        .bind(STALE_AFTER_SECS)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,150 @@
+//! Config versions: the write transaction that draws them, the snapshot each
+//! one stores, and reading them back.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prost::Message;
+use serde::Serialize;
+use sqlx::{PgConnection, Postgres, Transaction};
+use turnpike_model::{Route, RouteSpec, Snapshot, Upstream, UpstreamSpec};
+use turnpike_proto as proto;
+
+use super::Store;
+use crate::Error;
+use crate::snapshot::Published;
+
+/// Key of the advisory lock that serializes config writes. Taking it before
+/// `nextval` makes versions commit in the order they are drawn, so a reader
+/// that sees version N has seen every version below it.
+const CONFIG_WRITE_LOCK: i64 = 0x7475_726e_7069_6b65; // "turnpike"
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    pub version: u64,
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One config change in progress. Dropping it without [`WriteTx::commit`]
+/// rolls everything back and no version is recorded.
+pub struct WriteTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl Store {
+    pub async fn begin_write(&self) -> Result<WriteTx, Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CONFIG_WRITE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(WriteTx { tx })
+    }
+
+    /// Records version 1 (the empty config) on a fresh database, and returns
+    /// the newest version.
+    pub async fn ensure_initial_version(&self) -> Result<Arc<Published>, Error> {
+        let mut w = self.begin_write().await?;
+        let newest = w.newest().await?;
+        match newest {
+            Some(p) => {
+                w.tx.rollback().await?;
+                Ok(p)
+            }
+            None => w.commit("system", "initial empty config").await,
+        }
+    }
+
+    pub async fn current_version(&self) -> Result<VersionInfo, Error> {
+        let row: (i64, String, DateTime<Utc>) = sqlx::query_as(
+            "SELECT version, hash, created_at FROM config_versions ORDER BY version DESC LIMIT 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(VersionInfo {
+            version: row.0 as u64,
+            hash: row.1,
+            created_at: row.2,
+        })
+    }
+}
+
+impl WriteTx {
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    async fn newest(&mut self) -> Result<Option<Arc<Published>>, Error> {
+        let row: Option<(i64, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT version, hash, snapshot FROM config_versions ORDER BY version DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|(version, hash, bytes)| {
+            let config = proto::Config::decode(bytes.as_slice()).map_err(|e| {
+                Error::Internal(format!("stored snapshot {version} does not decode: {e}"))
+            })?;
+            Ok(Published::new(proto::Snapshot {
+                version: version as u64,
+                hash,
+                config: Some(config),
+            }))
+        })
+        .transpose()
+    }
+
+    /// Draws the next version, builds and checks the whole snapshot as it
+    /// stands in this transaction, stores it and commits.
+    pub async fn commit(mut self, author: &str, summary: &str) -> Result<Arc<Published>, Error> {
+        let (version,): (i64,) = sqlx::query_as("SELECT nextval('config_version_seq')")
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let snapshot = self.build_snapshot(version as u64).await?;
+        // Every entity was validated on its way in; this catches what only
+        // the whole can show, and guards against a bug publishing bad config.
+        snapshot
+            .validate()
+            .map_err(|e| Error::Internal(format!("snapshot {version} failed validation: {e}")))?;
+        let wire = snapshot.to_proto();
+        let bytes = wire
+            .config
+            .as_ref()
+            .map(Message::encode_to_vec)
+            .unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO config_versions (version, hash, snapshot, author, summary) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(version)
+        .bind(&wire.hash)
+        .bind(bytes)
+        .bind(author)
+        .bind(summary)
+        .execute(&mut *self.tx)
+        .await?;
+        self.tx.commit().await?;
+        Ok(Published::new(wire))
+    }
+
+    async fn build_snapshot(&mut self, version: u64) -> Result<Snapshot, Error> {
+        let upstreams: Vec<(uuid::Uuid, sqlx::types::Json<UpstreamSpec>)> =
+            sqlx::query_as("SELECT id, spec FROM upstreams")
+                .fetch_all(&mut *self.tx)
+                .await?;
+        let routes: Vec<(uuid::Uuid, sqlx::types::Json<RouteSpec>)> =
+            sqlx::query_as("SELECT id, spec FROM routes")
+                .fetch_all(&mut *self.tx)
+                .await?;
+        Ok(Snapshot::new(
+            version,
+            upstreams
+                .into_iter()
+                .map(|(id, s)| Upstream { id, spec: s.0 })
+                .collect(),
+            routes
+                .into_iter()
+                .map(|(id, s)| Route { id, spec: s.0 })
+                .collect(),
+        ))
+    }
+}

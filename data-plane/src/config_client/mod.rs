@@ -1,0 +1,173 @@
+//! The config stream client: connects to a control plane, says Hello with
+//! the version it holds, applies each snapshot (validate → compile → one
+//! `ArcSwap::store`) and ACKs it, or NACKs and keeps the previous one.
+//! Reconnects with capped, jittered exponential backoff, cycling through the
+//! control-plane addresses, while the proxy keeps serving what it has.
+
+mod backoff;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Endpoint;
+use turnpike_model::Snapshot;
+use turnpike_proto as proto;
+use turnpike_proto::config_discovery_client::ConfigDiscoveryClient;
+
+use crate::compile::Compiled;
+use crate::{Error, Shared};
+
+pub use backoff::Backoff;
+
+/// Largest snapshot accepted; matches the control plane's limit.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+pub struct ClientSettings {
+    pub control_planes: Vec<String>,
+    pub cluster_token: String,
+}
+
+pub async fn run(
+    shared: Arc<Shared>,
+    settings: ClientSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    let mut attempt = 0usize;
+    loop {
+        let url = &settings.control_planes[attempt % settings.control_planes.len()];
+        attempt += 1;
+        let outcome = tokio::select! {
+            r = session(&shared, url, &settings.cluster_token) => r,
+            _ = crate::stopped(&mut shutdown) => return,
+        };
+        shared.connected.store(false, Ordering::Relaxed);
+        match outcome {
+            Ok(received) => {
+                tracing::warn!(control_plane = %url, "config stream closed by the control plane");
+                if received {
+                    backoff.reset();
+                }
+            }
+            Err((received, e)) => {
+                tracing::warn!(control_plane = %url, error = %e, "config stream failed; serving the last config");
+                if received {
+                    backoff.reset();
+                }
+            }
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = crate::stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// One connection. Returns whether any message arrived (a healthy session
+/// resets the backoff).
+async fn session(shared: &Shared, url: &str, token: &str) -> Result<bool, (bool, Error)> {
+    let mut received = false;
+    let result = async {
+        let channel = Endpoint::from_shared(url.to_owned())?
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
+            .connect()
+            .await?;
+        let auth: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| {
+            Error::ControlPlane("the cluster token is not a valid header value".into())
+        })?;
+        let mut client =
+            ConfigDiscoveryClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
+                req.metadata_mut().insert("authorization", auth.clone());
+                Ok(req)
+            })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+        let (tx, rx) = mpsc::channel(8);
+        let current = shared.config.load();
+        let hello = proto::Hello {
+            node_id: shared.node_id.clone(),
+            hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            software_version: env!("CARGO_PKG_VERSION").to_owned(),
+            labels: shared.labels.clone(),
+            cached_version: current.version,
+            cached_hash: current.hash.clone(),
+            features: Vec::new(),
+        };
+        send(&tx, proto::data_plane_message::Message::Hello(hello)).await?;
+        let mut inbound = client.stream(ReceiverStream::new(rx)).await?.into_inner();
+        shared.connected.store(true, Ordering::Relaxed);
+        tracing::info!(control_plane = %url, "connected to control plane");
+        while let Some(msg) = inbound.message().await? {
+            received = true;
+            let reply = match msg.message {
+                Some(proto::control_plane_message::Message::Snapshot(s)) => apply(shared, s).await,
+                Some(proto::control_plane_message::Message::Delta(d)) => {
+                    proto::data_plane_message::Message::Nack(proto::Nack {
+                        version: d.to_version,
+                        error: "deltas are not supported by this data plane version".into(),
+                    })
+                }
+                None => continue,
+            };
+            send(&tx, reply).await?;
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(received),
+        Err(e) => Err((received, e)),
+    }
+}
+
+async fn send(
+    tx: &mpsc::Sender<proto::DataPlaneMessage>,
+    m: proto::data_plane_message::Message,
+) -> Result<(), Error> {
+    tx.send(proto::DataPlaneMessage { message: Some(m) })
+        .await
+        .map_err(|_| Error::ControlPlane("stream closed".into()))
+}
+
+/// Validates, compiles and swaps in one snapshot; answers ACK or NACK.
+async fn apply(shared: &Shared, wire: proto::Snapshot) -> proto::data_plane_message::Message {
+    let version = wire.version;
+    let held = shared.config.load().version;
+    if version < held {
+        return nack(
+            version,
+            format!("version {version} is older than the applied version {held}"),
+        );
+    }
+    let hash = wire.hash.clone();
+    // Compiling a large config is CPU work; keep it off the proxy's threads.
+    let clients = shared.clients.clone();
+    let compiled = tokio::task::spawn_blocking(move || {
+        let snapshot = Snapshot::try_from(wire)?;
+        Compiled::build(&snapshot, snapshot.hash(), &clients)
+    })
+    .await;
+    match compiled {
+        Ok(Ok(compiled)) => {
+            shared.config.store(Arc::new(compiled));
+            tracing::info!(version, %hash, "config applied");
+            proto::data_plane_message::Message::Ack(proto::Ack { version, hash })
+        }
+        Ok(Err(e)) => nack(version, e.to_string()),
+        Err(e) => nack(version, format!("compile task failed: {e}")),
+    }
+}
+
+fn nack(version: u64, error: String) -> proto::data_plane_message::Message {
+    tracing::error!(version, %error, "config refused; keeping the previous one");
+    proto::data_plane_message::Message::Nack(proto::Nack { version, error })
+}

@@ -1,0 +1,158 @@
+//! Turnpike's data plane: the proxy. It receives versioned snapshots from a
+//! control plane (`config_client`), compiles them (`compile`) and swaps them
+//! in whole; each request (`proxy`) loads one version, matches a route
+//! (`router`), picks a target (`balancer`) and streams through a pooled
+//! upstream client. `status` serves health and readiness.
+#![forbid(unsafe_code)]
+
+pub mod balancer;
+pub mod compile;
+pub mod config_client;
+pub mod error;
+pub mod listener;
+pub mod proxy;
+pub mod router;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+pub use error::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::compile::Compiled;
+use crate::proxy::client::ClientRegistry;
+
+/// Settings of one data-plane process (flags of `turnpike data-plane`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub control_planes: Vec<String>,
+    pub proxy_listen: SocketAddr,
+    pub status_listen: SocketAddr,
+    pub cluster_token: String,
+    pub node_id: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// State shared by the proxy, the status endpoints and the config client.
+pub struct Shared {
+    /// The config the request path runs; replaced whole, never edited.
+    pub config: ArcSwap<Compiled>,
+    pub connected: AtomicBool,
+    pub draining: AtomicBool,
+    pub node_id: String,
+    pub labels: BTreeMap<String, String>,
+    pub clients: Arc<ClientRegistry>,
+}
+
+pub struct Running {
+    pub proxy_addr: SocketAddr,
+    pub status_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Binds the listeners, starts the config client and serves until
+/// `shutdown` turns true; then readiness turns 503 and connections drain.
+pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<Running, Error> {
+    if settings.control_planes.is_empty() {
+        return Err(Error::ControlPlane(
+            "at least one control-plane address is needed".into(),
+        ));
+    }
+    let node_id = node_id(&settings)?;
+    let shared = Arc::new(Shared {
+        config: ArcSwap::from_pointee(Compiled::empty()),
+        connected: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+        node_id,
+        labels: settings.labels.clone(),
+        clients: Arc::default(),
+    });
+    let proxy = TcpListener::bind(settings.proxy_listen).await?;
+    let status = TcpListener::bind(settings.status_listen).await?;
+    let proxy_addr = proxy.local_addr()?;
+    let status_addr = status.local_addr()?;
+    tracing::info!(node_id = %shared.node_id, %proxy_addr, %status_addr, "data plane listening");
+
+    let client_settings = config_client::ClientSettings {
+        control_planes: settings.control_planes.clone(),
+        cluster_token: settings.cluster_token.clone(),
+    };
+    let s = shared.clone();
+    let task = tokio::spawn(async move {
+        let mut stop = shutdown.clone();
+        let client = tokio::spawn(config_client::run(
+            s.clone(),
+            client_settings,
+            shutdown.clone(),
+        ));
+        let ps = s.clone();
+        let proxy_task = tokio::spawn(listener::serve(
+            proxy,
+            move |peer, req| proxy::handle(ps.clone(), peer, req),
+            shutdown.clone(),
+        ));
+        // The status port stays up until the proxy has drained, so
+        // orchestrators see readiness fall to 503 while requests finish.
+        let (status_stop, status_shutdown) = watch::channel(false);
+        let ss = s.clone();
+        let status_task = tokio::spawn(listener::serve(
+            status,
+            move |peer, req| status::handle(ss.clone(), peer, req),
+            status_shutdown,
+        ));
+        stopped(&mut stop).await;
+        s.draining.store(true, Ordering::Relaxed);
+        let _ = proxy_task.await;
+        let _ = status_stop.send(true);
+        let _ = status_task.await;
+        client.abort();
+    });
+    Ok(Running {
+        proxy_addr,
+        status_addr,
+        shared,
+        task,
+    })
+}
+
+/// Resolves when `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// The node id: given, or kept in the cache dir so it survives restarts, or
+/// (without a cache dir) new for this process.
+fn node_id(settings: &Settings) -> Result<String, Error> {
+    if let Some(id) = &settings.node_id {
+        return Ok(id.clone());
+    }
+    let Some(dir) = &settings.cache_dir else {
+        return Ok(format!("dp-{}", uuid::Uuid::new_v4()));
+    };
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = format!("dp-{}", uuid::Uuid::new_v4());
+            let tmp = dir.join("node-id.tmp");
+            std::fs::write(&tmp, &id)?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(id)
+        }
+    }
+}

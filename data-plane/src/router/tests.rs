@@ -1,0 +1,152 @@
+//! Router unit tests: each precedence rule, segment-boundary prefixes, host
+//! normalization.
+
+use http::Method;
+use turnpike_model::{Route, RouteSpec};
+use uuid::Uuid;
+
+use super::{CompiledRouter, normalize_host};
+
+fn route(json: serde_json::Value) -> Route {
+    let mut spec: RouteSpec = serde_json::from_value(json).unwrap();
+    spec.normalize();
+    spec.validate().unwrap();
+    Route {
+        id: Uuid::now_v7(),
+        spec,
+    }
+}
+
+/// Builds a router from routes given in creation order; returns the name of
+/// the route a request hits.
+struct Table(Vec<Route>, CompiledRouter);
+
+impl Table {
+    fn new(routes: Vec<serde_json::Value>) -> Table {
+        let routes: Vec<Route> = routes.into_iter().map(route).collect();
+        let router = CompiledRouter::build(&routes).unwrap();
+        Table(routes, router)
+    }
+
+    fn hit(&self, method: &str, host: &str, path: &str) -> Option<(&str, usize)> {
+        let m = self
+            .1
+            .lookup(host, path, &Method::from_bytes(method.as_bytes()).unwrap())?;
+        Some((self.0[m.route].spec.name.as_str(), m.matched_len))
+    }
+
+    fn name(&self, method: &str, host: &str, path: &str) -> Option<&str> {
+        self.hit(method, host, path).map(|h| h.0)
+    }
+}
+
+#[test]
+fn prefixes_match_at_segment_boundaries_longest_first() {
+    let t = Table::new(vec![
+        serde_json::json!({"name": "root", "paths": ["/"], "upstream": "u"}),
+        serde_json::json!({"name": "users", "paths": ["/users"], "upstream": "u"}),
+        serde_json::json!({"name": "users-admin", "paths": ["/users/admin/"], "upstream": "u"}),
+    ]);
+    assert_eq!(t.hit("GET", "h", "/users"), Some(("users", 6)));
+    assert_eq!(t.hit("GET", "h", "/users/"), Some(("users", 6)));
+    assert_eq!(t.hit("GET", "h", "/users/7"), Some(("users", 6)));
+    assert_eq!(
+        t.hit("GET", "h", "/users/admin/x"),
+        Some(("users-admin", 12))
+    );
+    assert_eq!(t.name("GET", "h", "/usersx"), Some("root"));
+    assert_eq!(t.hit("GET", "h", "/"), Some(("root", 0)));
+}
+
+#[test]
+fn exact_beats_prefix_beats_regex() {
+    let t = Table::new(vec![
+        serde_json::json!({"name": "regex", "paths": ["~/a/\\d+"], "upstream": "u"}),
+        serde_json::json!({"name": "prefix", "paths": ["/a"], "upstream": "u"}),
+        serde_json::json!({"name": "exact", "paths": ["=/a/1"], "upstream": "u"}),
+        serde_json::json!({"name": "only-regex", "paths": ["~/b/[a-z]+$"], "upstream": "u"}),
+    ]);
+    assert_eq!(t.name("GET", "h", "/a/1"), Some("exact"));
+    assert_eq!(t.name("GET", "h", "/a/2"), Some("prefix"));
+    assert_eq!(t.hit("GET", "h", "/b/xyz"), Some(("only-regex", 6)));
+    assert_eq!(t.name("GET", "h", "/b/x1"), None);
+}
+
+#[test]
+fn priority_wins_over_specificity() {
+    let t = Table::new(vec![
+        serde_json::json!({"name": "long", "paths": ["/api/v1"], "upstream": "u"}),
+        serde_json::json!({"name": "short-but-urgent", "paths": ["/api"], "priority": 10, "upstream": "u"}),
+    ]);
+    assert_eq!(t.name("GET", "h", "/api/v1/x"), Some("short-but-urgent"));
+}
+
+#[test]
+fn hosts_exact_then_wildcard_then_any() {
+    let t = Table::new(vec![
+        serde_json::json!({"name": "any", "upstream": "u"}),
+        serde_json::json!({"name": "wild", "hosts": ["*.example.com"], "upstream": "u"}),
+        serde_json::json!({"name": "wild-deeper", "hosts": ["*.eu.example.com"], "upstream": "u"}),
+        serde_json::json!({"name": "exact", "hosts": ["api.example.com"], "upstream": "u"}),
+    ]);
+    assert_eq!(t.name("GET", "api.example.com", "/"), Some("exact"));
+    assert_eq!(
+        t.name("GET", "API.Example.COM:8443", "/"),
+        Some("exact"),
+        "case and port ignored"
+    );
+    assert_eq!(
+        t.name("GET", "api.example.com.", "/"),
+        Some("exact"),
+        "trailing dot ignored"
+    );
+    assert_eq!(t.name("GET", "www.example.com", "/"), Some("wild"));
+    assert_eq!(t.name("GET", "a.b.example.com", "/"), Some("wild"));
+    assert_eq!(t.name("GET", "x.eu.example.com", "/"), Some("wild-deeper"));
+    assert_eq!(
+        t.name("GET", "example.com", "/"),
+        Some("any"),
+        "a wildcard needs a label"
+    );
+    assert_eq!(t.name("GET", "other.org", "/"), Some("any"));
+}
+
+#[test]
+fn methods_filter_and_rank() {
+    let t = Table::new(vec![
+        serde_json::json!({"name": "all", "paths": ["/x"], "upstream": "u"}),
+        serde_json::json!({"name": "post", "paths": ["/x"], "methods": ["post"], "upstream": "u"}),
+        serde_json::json!({"name": "only-put", "paths": ["/y"], "methods": ["PUT"], "upstream": "u"}),
+    ]);
+    assert_eq!(t.name("POST", "h", "/x"), Some("post"));
+    assert_eq!(t.name("GET", "h", "/x"), Some("all"));
+    assert_eq!(t.name("GET", "h", "/y"), None);
+    assert_eq!(t.name("PUT", "h", "/y/1"), Some("only-put"));
+}
+
+#[test]
+fn older_route_wins_a_full_tie() {
+    let t = Table::new(vec![
+        serde_json::json!({"name": "first", "paths": ["/same"], "upstream": "u"}),
+        serde_json::json!({"name": "second", "paths": ["/same"], "upstream": "u"}),
+    ]);
+    assert_eq!(t.name("GET", "h", "/same"), Some("first"));
+}
+
+#[test]
+fn no_routes_no_match() {
+    let t = Table::new(vec![]);
+    assert_eq!(t.name("GET", "h", "/"), None);
+}
+
+#[test]
+fn host_normalization() {
+    assert_eq!(normalize_host("Example.COM:80"), "example.com");
+    assert_eq!(normalize_host("example.com."), "example.com");
+    assert_eq!(normalize_host("[::1]:8080"), "[::1]");
+    assert_eq!(normalize_host("[::1]"), "[::1]");
+    assert!(matches!(
+        normalize_host("plain.host"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+}

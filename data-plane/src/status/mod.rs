@@ -1,0 +1,62 @@
+//! The status endpoints on `--status-listen`: liveness, readiness (503 until
+//! a config is applied) and a JSON status of the node.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::Shared;
+use crate::proxy::{ProxyBody, json_response};
+
+pub async fn handle(
+    shared: Arc<Shared>,
+    _peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &serde_json::json!({"message": "use GET"}),
+        ));
+    }
+    let config = shared.config.load();
+    let resp = match req.uri().path() {
+        "/healthz" => json_response(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        "/readyz" => {
+            if config.version == 0 {
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({"status": "no config applied yet"}),
+                )
+            } else if shared.draining.load(Ordering::Relaxed) {
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({"status": "draining"}),
+                )
+            } else {
+                json_response(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+            }
+        }
+        "/status" => json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "node_id": shared.node_id,
+                "config_version": config.version,
+                "config_hash": config.hash,
+                "control_plane_connected": shared.connected.load(Ordering::Relaxed),
+                "routes": config.routes.len(),
+                "upstreams": config.upstreams.len(),
+                "software_version": env!("CARGO_PKG_VERSION"),
+            }),
+        ),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"message": "not found"}),
+        ),
+    };
+    Ok(resp)
+}

@@ -1,0 +1,150 @@
+//! Routes: which requests go to which upstream.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{HostPattern, PathPattern, ValidationErrors, check_name, check_tags};
+
+/// What an operator writes for a route. A route with no hosts matches every
+/// host, with no paths every path, with no methods every method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub name: String,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Higher wins; ties are broken by the specificity rule (see the
+    /// data plane's router).
+    #[serde(default)]
+    pub priority: i32,
+    /// The upstream's id or name on input; always its id once stored.
+    pub upstream: String,
+    /// Remove the matched path prefix before forwarding.
+    #[serde(default)]
+    pub strip_path: bool,
+    /// Forward the client's Host header instead of the target's address.
+    #[serde(default)]
+    pub preserve_host: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+pub const MAX_HOSTS: usize = 100;
+pub const MAX_PATHS: usize = 100;
+
+impl RouteSpec {
+    /// Brings case-insensitive parts to their canonical form, so that what is
+    /// stored (and hashed) does not depend on how it was typed.
+    pub fn normalize(&mut self) {
+        for h in &mut self.hosts {
+            h.make_ascii_lowercase();
+            if h.ends_with('.') {
+                h.pop();
+            }
+        }
+        for m in &mut self.methods {
+            m.make_ascii_uppercase();
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        check_name("name", &self.name, &mut errors);
+        if self.hosts.len() > MAX_HOSTS {
+            errors.push("hosts", format!("at most {MAX_HOSTS} hosts"));
+        }
+        for (i, h) in self.hosts.iter().enumerate() {
+            if let Err(msg) = HostPattern::parse(h) {
+                errors.push(format!("hosts[{i}]"), msg);
+            }
+        }
+        if self.paths.len() > MAX_PATHS {
+            errors.push("paths", format!("at most {MAX_PATHS} paths"));
+        }
+        for (i, p) in self.paths.iter().enumerate() {
+            if let Err(msg) = PathPattern::parse(p) {
+                errors.push(format!("paths[{i}]"), msg);
+            }
+        }
+        for (i, m) in self.methods.iter().enumerate() {
+            let token = !m.is_empty() && m.len() <= 32 && m.bytes().all(|b| b.is_ascii_uppercase());
+            if !token {
+                errors.push(
+                    format!("methods[{i}]"),
+                    "must be an HTTP method such as GET",
+                );
+            }
+        }
+        if self.upstream.trim().is_empty() {
+            errors.push("upstream", "is required");
+        }
+        check_tags(&self.tags, &mut errors);
+        errors.into_result()
+    }
+}
+
+/// A route as stored and distributed; `spec.upstream` holds the upstream id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub spec: RouteSpec,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> RouteSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn normalizes_case() {
+        let mut s = spec(serde_json::json!({
+            "name": "r", "hosts": ["API.Example.com."], "methods": ["get"], "upstream": "u"
+        }));
+        s.normalize();
+        assert_eq!(s.hosts, ["api.example.com"]);
+        assert_eq!(s.methods, ["GET"]);
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn reports_each_bad_field() {
+        let s = spec(serde_json::json!({
+            "name": "",
+            "hosts": ["ok.example.com", "bad host"],
+            "paths": ["/ok", "nope", "~("],
+            "methods": ["G ET"],
+            "upstream": " "
+        }));
+        let fields: Vec<String> = s
+            .validate()
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "hosts[1]",
+                "paths[1]",
+                "paths[2]",
+                "methods[0]",
+                "upstream"
+            ]
+        );
+    }
+
+    #[test]
+    fn upstream_is_required() {
+        assert!(serde_json::from_value::<RouteSpec>(serde_json::json!({"name": "r"})).is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! Upstreams: a named set of targets and how to reach them.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{ValidationErrors, check_name, check_tags};
+
+/// Load-balancing algorithm. Only round robin is implemented so far; serde
+/// refuses the others with the list of accepted values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    #[default]
+    RoundRobin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// `host:port`; the host is an IP address or a DNS name.
+    pub address: String,
+    /// Relative share of traffic; 0 takes the target out of rotation.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Time allowed to open a TCP connection to a target.
+    #[serde(default = "default_connect_ms")]
+    pub connect_ms: u32,
+    /// Time allowed from sending the request until the response head
+    /// arrives (connection time included).
+    #[serde(default = "default_read_ms")]
+    pub read_ms: u32,
+}
+
+fn default_connect_ms() -> u32 {
+    5_000
+}
+
+fn default_read_ms() -> u32 {
+    60_000
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect_ms: default_connect_ms(),
+            read_ms: default_read_ms(),
+        }
+    }
+}
+
+/// What an operator writes for an upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSpec {
+    pub name: String,
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    #[serde(default)]
+    pub targets: Vec<Target>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+pub const MAX_TARGETS: usize = 1_000;
+pub const MAX_WEIGHT: u32 = 1_000;
+pub const MAX_TIMEOUT_MS: u32 = 3_600_000;
+
+impl UpstreamSpec {
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        check_name("name", &self.name, &mut errors);
+        if self.targets.len() > MAX_TARGETS {
+            errors.push("targets", format!("at most {MAX_TARGETS} targets"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            if let Err(msg) = parse_address(&t.address) {
+                errors.push(format!("targets[{i}].address"), msg);
+            } else if !seen.insert(t.address.as_str()) {
+                errors.push(format!("targets[{i}].address"), "duplicate target");
+            }
+            if t.weight > MAX_WEIGHT {
+                errors.push(
+                    format!("targets[{i}].weight"),
+                    format!("must be 0 to {MAX_WEIGHT}"),
+                );
+            }
+        }
+        for (field, v) in [
+            ("timeouts.connect_ms", self.timeouts.connect_ms),
+            ("timeouts.read_ms", self.timeouts.read_ms),
+        ] {
+            if v == 0 || v > MAX_TIMEOUT_MS {
+                errors.push(field, format!("must be 1 to {MAX_TIMEOUT_MS}"));
+            }
+        }
+        check_tags(&self.tags, &mut errors);
+        errors.into_result()
+    }
+}
+
+/// Parses `host:port` into an authority the proxy can dial. The port is
+/// required: a gateway should not guess it.
+pub fn parse_address(address: &str) -> Result<http::uri::Authority, String> {
+    let authority: http::uri::Authority = address
+        .parse()
+        .map_err(|_| "must be host:port".to_owned())?;
+    if authority.as_str().contains('@') {
+        return Err("must not contain user information".into());
+    }
+    match authority.port_u16() {
+        None => Err("must include a port, as in 10.0.0.1:8080".into()),
+        Some(0) => Err("port must be 1 to 65535".into()),
+        Some(_) if authority.host().is_empty() => Err("must include a host".into()),
+        Some(_) => Ok(authority),
+    }
+}
+
+/// An upstream as stored and distributed: its id plus what was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Upstream {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub spec: UpstreamSpec,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> UpstreamSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let s =
+            spec(serde_json::json!({"name": "users", "targets": [{"address": "127.0.0.1:9001"}]}));
+        assert_eq!(s.algorithm, Algorithm::RoundRobin);
+        assert_eq!(s.targets[0].weight, 1);
+        assert_eq!(s.timeouts, Timeouts::default());
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_with_its_path() {
+        let s = spec(serde_json::json!({
+            "name": "bad name",
+            "targets": [
+                {"address": "127.0.0.1"},
+                {"address": "a:1", "weight": 5000},
+                {"address": "a:1"},
+                {"address": "user@h:80"}
+            ],
+            "timeouts": {"connect_ms": 0},
+            "tags": ["a,b"]
+        }));
+        let errors = s.validate().unwrap_err();
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "targets[0].address",
+                "targets[1].weight",
+                "targets[2].address",
+                "targets[3].address",
+                "timeouts.connect_ms",
+                "tags[0]"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_algorithms_are_refused() {
+        assert!(
+            serde_json::from_value::<UpstreamSpec>(serde_json::json!({"name": "a", "nope": 1}))
+                .is_err()
+        );
+        let err = serde_json::from_value::<UpstreamSpec>(
+            serde_json::json!({"name": "a", "algorithm": "magic"}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("round_robin"), "{err}");
+    }
+}

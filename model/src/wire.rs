@@ -1,0 +1,160 @@
+//! Conversion between the domain types and the wire types of the config
+//! stream. Wire types stay at the edge: a `proto::Snapshot` becomes a
+//! [`Snapshot`] only after its hash matches and it validates.
+
+use turnpike_proto as proto;
+use uuid::Uuid;
+
+use crate::snapshot::hash_config;
+use crate::{
+    Algorithm, ModelError, Route, RouteSpec, Snapshot, Target, Timeouts, Upstream, UpstreamSpec,
+};
+
+impl Snapshot {
+    pub fn to_proto_config(&self) -> proto::Config {
+        proto::Config {
+            upstreams: self.upstreams.iter().map(upstream_to_proto).collect(),
+            routes: self.routes.iter().map(route_to_proto).collect(),
+            consumers: Vec::new(),
+            plugins: Vec::new(),
+            certificates: Vec::new(),
+        }
+    }
+
+    pub fn to_proto(&self) -> proto::Snapshot {
+        let config = self.to_proto_config();
+        proto::Snapshot {
+            version: self.version,
+            hash: hash_config(&config),
+            config: Some(config),
+        }
+    }
+}
+
+fn upstream_to_proto(u: &Upstream) -> proto::Upstream {
+    proto::Upstream {
+        id: u.id.to_string(),
+        name: u.spec.name.clone(),
+        algorithm: match u.spec.algorithm {
+            Algorithm::RoundRobin => proto::Algorithm::RoundRobin as i32,
+        },
+        targets: u
+            .spec
+            .targets
+            .iter()
+            .map(|t| proto::Target {
+                address: t.address.clone(),
+                weight: t.weight,
+            })
+            .collect(),
+        timeouts: Some(proto::Timeouts {
+            connect_ms: u.spec.timeouts.connect_ms,
+            read_ms: u.spec.timeouts.read_ms,
+            write_ms: 0,
+        }),
+        retries: 0,
+        tags: u.spec.tags.clone(),
+    }
+}
+
+fn route_to_proto(r: &Route) -> proto::Route {
+    let s = &r.spec;
+    proto::Route {
+        id: r.id.to_string(),
+        name: s.name.clone(),
+        hosts: s.hosts.clone(),
+        paths: s.paths.clone(),
+        methods: s.methods.clone(),
+        priority: s.priority,
+        upstream: s.upstream.clone(),
+        strip_path: s.strip_path,
+        preserve_host: s.preserve_host,
+        tags: s.tags.clone(),
+    }
+}
+
+fn parse_id(field: String, raw: &str) -> Result<Uuid, ModelError> {
+    Uuid::parse_str(raw).map_err(|_| ModelError::wire(field, "not a UUID"))
+}
+
+impl TryFrom<proto::Snapshot> for Snapshot {
+    type Error = ModelError;
+
+    fn try_from(wire: proto::Snapshot) -> Result<Snapshot, ModelError> {
+        let config = wire.config.unwrap_or_default();
+        let actual = hash_config(&config);
+        if actual != wire.hash {
+            return Err(ModelError::HashMismatch {
+                expected: wire.hash,
+                actual,
+            });
+        }
+        // A data plane that cannot enforce a policy must refuse the config
+        // rather than serve it without the policy.
+        if !config.consumers.is_empty() {
+            return Err(ModelError::Unsupported("consumers"));
+        }
+        if !config.plugins.is_empty() {
+            return Err(ModelError::Unsupported("plugins"));
+        }
+        if !config.certificates.is_empty() {
+            return Err(ModelError::Unsupported("certificates"));
+        }
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        for (i, u) in config.upstreams.into_iter().enumerate() {
+            let algorithm = match proto::Algorithm::try_from(u.algorithm) {
+                Ok(proto::Algorithm::RoundRobin) => Algorithm::RoundRobin,
+                _ => {
+                    return Err(ModelError::wire(
+                        format!("upstreams[{i}].algorithm"),
+                        format!(
+                            "algorithm {} is not supported by this data plane version",
+                            u.algorithm
+                        ),
+                    ));
+                }
+            };
+            let timeouts = u.timeouts.unwrap_or_default();
+            upstreams.push(Upstream {
+                id: parse_id(format!("upstreams[{i}].id"), &u.id)?,
+                spec: UpstreamSpec {
+                    name: u.name,
+                    algorithm,
+                    targets: u
+                        .targets
+                        .into_iter()
+                        .map(|t| Target {
+                            address: t.address,
+                            weight: t.weight,
+                        })
+                        .collect(),
+                    timeouts: Timeouts {
+                        connect_ms: timeouts.connect_ms,
+                        read_ms: timeouts.read_ms,
+                    },
+                    tags: u.tags,
+                },
+            });
+        }
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for (i, r) in config.routes.into_iter().enumerate() {
+            routes.push(Route {
+                id: parse_id(format!("routes[{i}].id"), &r.id)?,
+                spec: RouteSpec {
+                    name: r.name,
+                    hosts: r.hosts,
+                    paths: r.paths,
+                    methods: r.methods,
+                    priority: r.priority,
+                    upstream: r.upstream,
+                    strip_path: r.strip_path,
+                    preserve_host: r.preserve_host,
+                    tags: r.tags,
+                },
+            });
+        }
+        let snapshot = Snapshot::new(wire.version, upstreams, routes);
+        snapshot.validate()?;
+        Ok(snapshot)
+    }
+}

@@ -1,0 +1,13 @@
+//! Generated wire types of the config stream (`turnpike.config.v1`).
+//!
+//! These types stay at the edge: `turnpike-model` converts them into domain
+//! types with `TryFrom`, and nothing on the request path sees them.
+#![allow(clippy::all, missing_docs, unused_qualifications)]
+
+pub mod config {
+    pub mod v1 {
+        tonic::include_proto!("turnpike.config.v1");
+    }
+}
+
+pub use config::v1::*;
