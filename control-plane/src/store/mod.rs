@@ -30,12 +30,11 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, Error> {
         // Several processes may race to create the same database at first
         // start; losing the race is fine.
-        if !Postgres::database_exists(url).await? {
-            if let Err(e) = Postgres::create_database(url).await {
-                if !Postgres::database_exists(url).await.unwrap_or(false) {
-                    return Err(e.into());
-                }
-            }
+        if !Postgres::database_exists(url).await?
+            && let Err(e) = Postgres::create_database(url).await
+            && !Postgres::database_exists(url).await.unwrap_or(false)
+        {
+            return Err(e.into());
         }
         let options = PgConnectOptions::from_str(url)?.application_name("turnpike-control-plane");
         let pool = PgPoolOptions::new()
