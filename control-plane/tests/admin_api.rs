@@ -390,6 +390,13 @@ async fn tokens_are_required_and_read_only_cannot_write(pool: PgPool) {
     assert_eq!(health.status, StatusCode::OK);
     let ready = api.call_as(None, Method::GET, "/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK);
+    // The console page loads without a token; it asks for one.
+    let console = api.call_as(None, Method::GET, "/", None).await;
+    assert_eq!(console.status, StatusCode::OK);
+    assert!(console.content_type.starts_with("text/html"));
+    let unknown = api.call(Method::GET, "/api/v1/nothing-here", None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.content_type, "application/problem+json");
 }
 
 #[sqlx::test(migrations = false)]
