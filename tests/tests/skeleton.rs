@@ -92,6 +92,20 @@ async fn config_flows_from_admin_api_to_both_data_planes_and_survives_the_contro
                 .unwrap()
                 .starts_with("127.0.0.1:")
         );
+        // Request bodies reach the upstream.
+        let body = json!({"hello": "x".repeat(100_000)});
+        let posted = turnpike_tests::Http::default()
+            .send(
+                Method::POST,
+                &format!("{}/api/items", dp.proxy),
+                &[],
+                Some(body.clone()),
+            )
+            .await
+            .unwrap();
+        assert_status(&posted, StatusCode::OK);
+        assert_eq!(posted.json()["method"], "POST");
+        assert_eq!(posted.json()["body"], body.to_string());
         let miss = dp.get("/elsewhere").await;
         assert_status(&miss, StatusCode::NOT_FOUND);
         assert!(miss.json()["message"].is_string());

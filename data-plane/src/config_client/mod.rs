@@ -171,3 +171,98 @@ fn nack(version: u64, error: String) -> proto::data_plane_message::Message {
     tracing::error!(version, %error, "config refused; keeping the previous one");
     proto::data_plane_message::Message::Nack(proto::Nack { version, error })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicBool;
+
+    use arc_swap::ArcSwap;
+    use turnpike_model::{Route, RouteSpec, Upstream, UpstreamSpec};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            config: ArcSwap::from_pointee(Compiled::empty()),
+            connected: AtomicBool::new(true),
+            draining: AtomicBool::new(false),
+            node_id: "test".into(),
+            labels: BTreeMap::new(),
+            clients: Arc::default(),
+        }
+    }
+
+    fn snapshot(version: u64) -> proto::Snapshot {
+        let upstream = Upstream {
+            id: Uuid::now_v7(),
+            spec: serde_json::from_value::<UpstreamSpec>(serde_json::json!({
+                "name": "u", "targets": [{"address": "127.0.0.1:1"}]
+            }))
+            .unwrap(),
+        };
+        let route = Route {
+            id: Uuid::now_v7(),
+            spec: serde_json::from_value::<RouteSpec>(serde_json::json!({
+                "name": "r", "paths": ["/"], "upstream": upstream.id.to_string()
+            }))
+            .unwrap(),
+        };
+        Snapshot::new(version, vec![upstream], vec![route]).to_proto()
+    }
+
+    fn is_ack(m: &proto::data_plane_message::Message, v: u64) -> bool {
+        matches!(m, proto::data_plane_message::Message::Ack(a) if a.version == v)
+    }
+
+    fn nack_error(m: proto::data_plane_message::Message) -> String {
+        match m {
+            proto::data_plane_message::Message::Nack(n) => n.error,
+            other => panic!("expected a NACK, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn applies_valid_snapshots_and_keeps_the_last_good_one() {
+        let shared = shared();
+        let good = snapshot(5);
+        let hash = good.hash.clone();
+        assert!(is_ack(&apply(&shared, good).await, 5));
+        assert_eq!(shared.config.load().version, 5);
+        assert_eq!(shared.config.load().routes.len(), 1);
+
+        // Tampered content: the hash no longer matches.
+        let mut tampered = snapshot(6);
+        tampered.config.as_mut().unwrap().routes[0].priority = 9;
+        assert!(nack_error(apply(&shared, tampered).await).contains("hash mismatch"));
+
+        // A dangling reference that still hashes correctly.
+        let mut dangling = snapshot(7);
+        let config = dangling.config.as_mut().unwrap();
+        config.routes[0].upstream = Uuid::now_v7().to_string();
+        dangling.hash = turnpike_model::snapshot::hash_config(config);
+        assert!(nack_error(apply(&shared, dangling).await).contains("unknown upstream"));
+
+        // Older than what runs.
+        assert!(nack_error(apply(&shared, snapshot(4)).await).contains("older"));
+
+        // Policies this data plane cannot enforce are refused, not ignored.
+        let mut with_plugin = snapshot(8);
+        let config = with_plugin.config.as_mut().unwrap();
+        config.plugins.push(proto::Plugin {
+            id: Uuid::now_v7().to_string(),
+            name: "key-auth".into(),
+            ..Default::default()
+        });
+        with_plugin.hash = turnpike_model::snapshot::hash_config(config);
+        assert!(nack_error(apply(&shared, with_plugin).await).contains("plugins"));
+
+        let still = shared.config.load();
+        assert_eq!(
+            (still.version, still.hash.as_str()),
+            (5, hash.as_str()),
+            "the last good config keeps serving"
+        );
+    }
+}
