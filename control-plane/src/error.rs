@@ -13,6 +13,8 @@ pub enum Error {
     NotFound { kind: &'static str, key: String },
     #[error("{0}")]
     Conflict(String),
+    #[error("the object changed since it was read (If-Match does not match its ETag)")]
+    PreconditionFailed,
     #[error("missing or invalid admin token")]
     Unauthorized,
     #[error("this token may only read; writes need an admin token")]

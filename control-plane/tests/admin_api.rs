@@ -1,109 +1,15 @@
 //! Admin API against real Postgres (`#[sqlx::test]`: one database per test):
 //! CRUD, validation with field paths, conflicts, versions, auth.
 
+mod support;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::{ADMIN, Api, READER, fields};
 use tower::ServiceExt;
-use turnpike_control_plane::snapshot::Publisher;
-use turnpike_control_plane::store::Store;
-use turnpike_control_plane::{AppState, api, secret};
-
-const ADMIN: &str = "test-admin-token-0123456789";
-const READER: &str = "test-reader-token-0123456789";
-
-struct Api {
-    router: axum::Router,
-    state: AppState,
-}
-
-struct Reply {
-    status: StatusCode,
-    version: Option<u64>,
-    content_type: String,
-    body: Value,
-}
-
-impl Api {
-    async fn new(pool: PgPool) -> Api {
-        let store = Store::from_pool(pool).await.unwrap();
-        store
-            .put_admin_token("admin", &secret::digest(ADMIN), "admin")
-            .await
-            .unwrap();
-        store
-            .put_admin_token("reader", &secret::digest(READER), "read-only")
-            .await
-            .unwrap();
-        let publisher = Publisher::new(store.ensure_initial_version().await.unwrap());
-        let state = AppState { store, publisher };
-        Api {
-            router: api::router(state.clone()),
-            state,
-        }
-    }
-
-    async fn call_as(
-        &self,
-        token: Option<&str>,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let resp = self
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let version = resp
-            .headers()
-            .get(api::VERSION_HEADER)
-            .map(|v| v.to_str().unwrap().parse().unwrap());
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            version,
-            content_type,
-            body,
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.call_as(Some(ADMIN), method, path, body).await
-    }
-}
-
-fn fields(r: &Reply) -> Vec<String> {
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    assert_eq!(r.content_type, "application/problem+json");
-    r.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
-}
+use turnpike_control_plane::api;
 
 #[sqlx::test(migrations = false)]
 async fn upstream_and_route_crud_bumps_versions_and_publishes(pool: PgPool) {

@@ -21,7 +21,7 @@ pub use upstream::{Algorithm, Target, Timeouts, Upstream, UpstreamSpec};
 
 /// Checks shared by every named entity: 1 to 128 characters from the set
 /// Kong and APISIX users already know (`A-Z a-z 0-9 . _ ~ -`).
-pub(crate) fn check_name(field: &str, name: &str, errors: &mut ValidationErrors) {
+pub fn check_name(field: &str, name: &str, errors: &mut ValidationErrors) {
     if name.is_empty() || name.len() > 128 {
         errors.push(field, "must be 1 to 128 characters long");
     } else if !name

@@ -9,12 +9,13 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use turnpike_model::{RouteSpec, UpstreamSpec};
 use uuid::Uuid;
 
 use super::Actor;
 use super::input::{JsonObject, ListParams, RawListParams, parse_spec};
-use crate::store::{EntityKind, EntitySpec, Stored, WriteTx};
+use crate::store::{Change, EntityKind, EntitySpec, Stored, WriteTx};
 use crate::{AppState, Error};
 
 pub const VERSION_HEADER: &str = "x-turnpike-config-version";
@@ -90,9 +91,48 @@ fn take_id(
 }
 
 fn written<S: serde::Serialize>(status: StatusCode, stored: &Stored<S>, version: u64) -> Response {
-    let mut resp = (status, Json(stored)).into_response();
+    let mut resp = with_etag(status, stored);
     insert_version(resp.headers_mut(), version);
     resp
+}
+
+/// A strong validator for the object as the API shows it: any change to
+/// it (spec or timestamps) changes the tag.
+fn etag<S: serde::Serialize>(stored: &Stored<S>) -> String {
+    let json = serde_json::to_vec(stored).unwrap_or_default();
+    format!("\"{}\"", hex::encode(&Sha256::digest(&json)[..12]))
+}
+
+fn with_etag<S: serde::Serialize>(status: StatusCode, stored: &Stored<S>) -> Response {
+    let mut resp = (status, Json(stored)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag(stored)) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// Honours `If-Match` (RFC 9110 §13.1.1): `*` or one of the listed tags
+/// must match the current object, else 412 and nothing changes.
+fn check_if_match<S: serde::Serialize>(
+    headers: &HeaderMap,
+    current: &Stored<S>,
+) -> Result<(), Error> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(());
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Error::BadRequest("If-Match is not valid ASCII".into()))?;
+    let tag = etag(current);
+    let matches = value
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == tag);
+    if matches {
+        Ok(())
+    } else {
+        Err(Error::PreconditionFailed)
+    }
 }
 
 pub fn insert_version(headers: &mut HeaderMap, version: u64) {
@@ -110,12 +150,24 @@ async fn save<S: ApiEntity>(
 ) -> Result<(Stored<S>, u64), Error> {
     let refs = spec.resolve(&mut tx).await?;
     let stored = tx.upsert(id, &spec, refs).await?;
-    let summary = format!("{action} {} {}", S::KIND.singular(), spec.name());
-    let published = tx.commit(&actor.name, &summary).await?;
+    let change = Change {
+        actor: &actor.name,
+        action,
+        entity: S::KIND.singular(),
+        entity_id: Some(id.to_string()),
+        entity_name: Some(spec.name()),
+    };
+    let version = commit(state, tx, &change).await?;
+    Ok((stored, version))
+}
+
+/// Commits a write, publishes the version it produced and logs it.
+pub async fn commit(state: &AppState, tx: WriteTx, change: &Change<'_>) -> Result<u64, Error> {
+    let published = tx.commit(change).await?;
     let version = published.version;
     state.publisher.publish(published);
-    tracing::info!(actor = %actor.name, version, "{summary}");
-    Ok((stored, version))
+    tracing::info!(actor = %change.actor, version, "{}", change.summary());
+    Ok(version)
 }
 
 pub async fn create<S: ApiEntity>(
@@ -155,7 +207,10 @@ pub async fn get<S: ApiEntity>(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<Response, Error> {
-    Ok(Json(state.store.get::<S>(&key).await?).into_response())
+    Ok(with_etag(
+        StatusCode::OK,
+        &state.store.get::<S>(&key).await?,
+    ))
 }
 
 /// PUT: replaces the whole spec of an existing entity.
@@ -163,10 +218,12 @@ pub async fn replace<S: ApiEntity>(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(key): Path<String>,
+    headers: HeaderMap,
     JsonObject(mut body): JsonObject,
 ) -> Result<Response, Error> {
     let mut tx = state.store.begin_write().await?;
     let existing = tx.get_for_update::<S>(&key).await?;
+    check_if_match(&headers, &existing)?;
     take_id(&mut body, Some(existing.id))?;
     let mut spec: S = parse_spec(Value::Object(body))?;
     spec.check()?;
@@ -179,10 +236,12 @@ pub async fn patch<S: ApiEntity>(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(key): Path<String>,
+    headers: HeaderMap,
     JsonObject(mut body): JsonObject,
 ) -> Result<Response, Error> {
     let mut tx = state.store.begin_write().await?;
     let existing = tx.get_for_update::<S>(&key).await?;
+    check_if_match(&headers, &existing)?;
     take_id(&mut body, Some(existing.id))?;
     let mut merged =
         serde_json::to_value(&existing.spec).map_err(|e| Error::Internal(e.to_string()))?;
@@ -197,9 +256,11 @@ pub async fn delete<S: ApiEntity>(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(key): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, Error> {
     let mut tx = state.store.begin_write().await?;
     let existing = tx.get_for_update::<S>(&key).await?;
+    check_if_match(&headers, &existing)?;
     if S::KIND == EntityKind::Upstream {
         let users = tx.routes_using(existing.id).await?;
         if !users.is_empty() {
@@ -211,11 +272,14 @@ pub async fn delete<S: ApiEntity>(
         }
     }
     tx.delete(S::KIND, existing.id).await?;
-    let summary = format!("delete {} {}", S::KIND.singular(), existing.spec.name());
-    let published = tx.commit(&actor.name, &summary).await?;
-    let version = published.version;
-    state.publisher.publish(published);
-    tracing::info!(actor = %actor.name, version, "{summary}");
+    let change = Change {
+        actor: &actor.name,
+        action: "delete",
+        entity: S::KIND.singular(),
+        entity_id: Some(existing.id.to_string()),
+        entity_name: Some(existing.spec.name()),
+    };
+    let version = commit(&state, tx, &change).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     insert_version(resp.headers_mut(), version);
     Ok(resp)

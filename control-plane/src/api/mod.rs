@@ -1,6 +1,7 @@
 //! The admin REST API (axum): token auth, entity CRUD, config and fleet
 //! views, health endpoints and the console.
 
+mod admin;
 mod cluster_view;
 mod entities;
 mod input;
@@ -53,6 +54,12 @@ pub fn router(state: AppState) -> Router {
     let api = api
         .route("/config", get(cluster_view::config))
         .route("/data-planes", get(cluster_view::data_planes))
+        .route("/tokens", get(admin::list_tokens).post(admin::create_token))
+        .route(
+            "/tokens/{key}",
+            get(admin::get_token).delete(admin::delete_token),
+        )
+        .route("/audit-log", get(admin::audit_log))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
 

@@ -27,6 +27,7 @@ impl Error {
             Error::Forbidden => StatusCode::FORBIDDEN,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Database(
@@ -46,6 +47,7 @@ impl Error {
             Error::Forbidden => ("forbidden", "Forbidden"),
             Error::NotFound { .. } => ("not-found", "Not found"),
             Error::Conflict(_) => ("conflict", "Conflict"),
+            Error::PreconditionFailed => ("precondition-failed", "Precondition failed"),
             Error::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
             Error::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => {

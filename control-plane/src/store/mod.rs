@@ -2,6 +2,7 @@
 //! and the fleet. Every config change goes through a [`WriteTx`], which
 //! draws exactly one new version per committed change.
 
+mod admin;
 mod entities;
 mod fleet;
 mod versions;
@@ -13,9 +14,10 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
+pub use admin::{AuditEntry, TokenInfo};
 pub use entities::{EntityKind, EntitySpec, ListPage, Stored};
 pub use fleet::{DataPlaneRow, HelloInfo};
-pub use versions::{VersionInfo, WriteTx};
+pub use versions::{Change, VersionInfo, WriteTx};
 
 use crate::Error;
 

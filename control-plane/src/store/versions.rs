@@ -26,6 +26,28 @@ pub struct VersionInfo {
     pub created_at: DateTime<Utc>,
 }
 
+/// What a change was, for the version history and the audit log.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    /// Name of the admin token (or `system`).
+    pub actor: &'a str,
+    /// `create`, `replace`, `update`, `delete`, `rollback`, `import`, ...
+    pub action: &'a str,
+    /// `upstream`, `route`, ..., or `config` for whole-config changes.
+    pub entity: &'a str,
+    pub entity_id: Option<String>,
+    pub entity_name: Option<&'a str>,
+}
+
+impl Change<'_> {
+    pub fn summary(&self) -> String {
+        match self.entity_name {
+            Some(name) => format!("{} {} {name}", self.action, self.entity),
+            None => format!("{} {}", self.action, self.entity),
+        }
+    }
+}
+
 /// One config change in progress. Dropping it without [`WriteTx::commit`]
 /// rolls everything back and no version is recorded.
 pub struct WriteTx {
@@ -52,7 +74,16 @@ impl Store {
                 w.tx.rollback().await?;
                 Ok(p)
             }
-            None => w.commit("system", "initial empty config").await,
+            None => {
+                w.commit(&Change {
+                    actor: "system",
+                    action: "initialize",
+                    entity: "config",
+                    entity_id: None,
+                    entity_name: None,
+                })
+                .await
+            }
         }
     }
 
@@ -95,8 +126,10 @@ impl WriteTx {
     }
 
     /// Draws the next version, builds and checks the whole snapshot as it
-    /// stands in this transaction, stores it and commits.
-    pub async fn commit(mut self, author: &str, summary: &str) -> Result<Arc<Published>, Error> {
+    /// stands in this transaction, stores it with an audit record, and
+    /// commits.
+    pub async fn commit(mut self, change: &Change<'_>) -> Result<Arc<Published>, Error> {
+        let summary = change.summary();
         let (version,): (i64,) = sqlx::query_as("SELECT nextval('config_version_seq')")
             .fetch_one(&mut *self.tx)
             .await?;
@@ -118,10 +151,11 @@ impl WriteTx {
         .bind(version)
         .bind(&wire.hash)
         .bind(bytes)
-        .bind(author)
-        .bind(summary)
+        .bind(change.actor)
+        .bind(&summary)
         .execute(&mut *self.tx)
         .await?;
+        super::admin::insert_audit(&mut self.tx, change, Some(version)).await?;
         self.tx.commit().await?;
         Ok(Published::new(wire))
     }
