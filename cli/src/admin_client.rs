@@ -52,6 +52,27 @@ impl AdminClient {
         Ok((status, json))
     }
 
+    /// One call with a body sent as is (`config import` sends YAML files
+    /// untouched); answers the status and the body bytes.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        let resp = self.http.request(req.body(Full::new(body))?).await?;
+        let status = resp.status();
+        Ok((status, resp.into_body().collect().await?.to_bytes()))
+    }
+
     /// Creates the entity, or replaces it when one with that name exists.
     pub async fn upsert(
         &self,

@@ -1,10 +1,11 @@
 //! `turnpike`: the one binary. `control-plane` and `data-plane` run the two
 //! halves of the gateway, `echo` a sample upstream, `demo` the whole
-//! topology as local processes.
+//! topology as local processes, `config` the declarative config file.
 //!
 //! Exit codes: 0 ok, 1 runtime error, 2 usage or invalid config.
 
 mod admin_client;
+mod config_cmd;
 mod demo;
 mod echo;
 
@@ -37,6 +38,8 @@ enum Command {
     Echo(echo::EchoArgs),
     /// Run a control plane, data planes and sample upstreams as local processes.
     Demo(demo::DemoArgs),
+    /// Validate, diff, apply or dump a declarative config file.
+    Config(config_cmd::ConfigArgs),
 }
 
 #[derive(clap::Args)]
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         }
         Command::Echo(args) => runtime(Some(1)).and_then(|rt| rt.block_on(echo::run(args))),
         Command::Demo(args) => runtime(None).and_then(|rt| rt.block_on(demo::run(args))),
+        Command::Config(args) => runtime(Some(1)).and_then(|rt| rt.block_on(config_cmd::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,6 +23,9 @@ pub enum Error {
     PayloadTooLarge { limit: usize },
     #[error("request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
+    /// A body in a media type the endpoint does not take; names the ones it does.
+    #[error("unsupported Content-Type; send {expected}")]
+    UnsupportedContentType { expected: &'static str },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 /// One failing field: `field` is a path such as `targets[0].address`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -72,6 +73,12 @@ pub enum ModelError {
     HashMismatch { expected: String, actual: String },
     #[error("{0} are not supported by this data plane version")]
     Unsupported(&'static str),
+    /// A declarative document that is not well-formed YAML or JSON.
+    #[error("malformed {format}: {message}")]
+    Syntax {
+        format: &'static str,
+        message: String,
+    },
 }
 
 impl ModelError {

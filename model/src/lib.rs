@@ -6,6 +6,8 @@
 //! No I/O happens here: the control plane validates with this crate before it
 //! stores anything, and the data plane validates again before it compiles.
 
+pub mod declarative;
+pub mod diff;
 pub mod error;
 pub mod pattern;
 pub mod route;
@@ -13,6 +15,8 @@ pub mod snapshot;
 pub mod upstream;
 mod wire;
 
+pub use declarative::Document;
+pub use diff::{ConfigDiff, FieldChange};
 pub use error::{FieldError, ModelError, ValidationErrors};
 pub use pattern::{HostPattern, PathPattern};
 pub use route::{Route, RouteSpec};

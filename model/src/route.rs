@@ -8,20 +8,38 @@ use crate::{HostPattern, PathPattern, ValidationErrors, check_name, check_tags};
 /// What an operator writes for a route. A route with no hosts matches every
 /// host, with no paths every path, with no methods every method.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RouteSpec {
+    /// Unique; letters, digits, `.`, `_`, `~`, `-`; not a UUID.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "users-api",
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[A-Za-z0-9._~-]+$"
+        )
+    )]
     pub name: String,
+    /// Exact hosts or `*.example.com` wildcards; empty matches any host.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100, example = json!(["api.example.com"])))]
     pub hosts: Vec<String>,
+    /// `/prefix`, `=/exact` or `~regex`; empty matches any path.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100, example = json!(["/users"])))]
     pub paths: Vec<String>,
+    /// HTTP methods; empty matches any method.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(example = json!(["GET", "POST"])))]
     pub methods: Vec<String>,
     /// Higher wins; ties are broken by the specificity rule (see the
     /// data plane's router).
     #[serde(default)]
     pub priority: i32,
     /// The upstream's id or name on input; always its id once stored.
+    #[cfg_attr(feature = "openapi", schema(example = "users", min_length = 1))]
     pub upstream: String,
     /// Remove the matched path prefix before forwarding.
     #[serde(default)]

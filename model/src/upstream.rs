@@ -8,6 +8,7 @@ use crate::{ValidationErrors, check_name, check_tags};
 /// Load-balancing algorithm. Only round robin is implemented so far; serde
 /// refuses the others with the list of accepted values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
     #[default]
@@ -15,12 +16,18 @@ pub enum Algorithm {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// `host:port`; the host is an IP address or a DNS name.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "10.0.0.1:8080", min_length = 3, max_length = 261)
+    )]
     pub address: String,
     /// Relative share of traffic; 0 takes the target out of rotation.
     #[serde(default = "default_weight")]
+    #[cfg_attr(feature = "openapi", schema(default = 1, minimum = 0, maximum = 1000))]
     pub weight: u32,
 }
 
@@ -29,14 +36,23 @@ fn default_weight() -> u32 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
     /// Time allowed to open a TCP connection to a target.
     #[serde(default = "default_connect_ms")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = 5000, minimum = 1, maximum = 3600000)
+    )]
     pub connect_ms: u32,
     /// Time allowed from sending the request until the response head
     /// arrives (connection time included).
     #[serde(default = "default_read_ms")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = 60000, minimum = 1, maximum = 3600000)
+    )]
     pub read_ms: u32,
 }
 
@@ -59,12 +75,24 @@ impl Default for Timeouts {
 
 /// What an operator writes for an upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSpec {
+    /// Unique; letters, digits, `.`, `_`, `~`, `-`; not a UUID.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "users",
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[A-Za-z0-9._~-]+$"
+        )
+    )]
     pub name: String,
     #[serde(default)]
     pub algorithm: Algorithm,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub targets: Vec<Target>,
     #[serde(default)]
     pub timeouts: Timeouts,

@@ -13,16 +13,16 @@ use super::input::{DEFAULT_LIMIT, JsonObject, MAX_LIMIT, parse_spec};
 use crate::store::{AuditEntry, TokenInfo};
 use crate::{AppState, Error, secret};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub struct NewToken {
     name: String,
     role: Role,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
-enum Role {
+pub enum Role {
     Admin,
     ReadOnly,
 }
@@ -37,8 +37,8 @@ impl Role {
 }
 
 /// The create answer is the only place the token itself ever appears.
-#[derive(Serialize)]
-struct CreatedToken {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
     #[serde(flatten)]
     info: TokenInfo,
     token: String,

@@ -15,7 +15,7 @@ pub async fn config(
     Ok(Json(state.store.current_version().await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DataPlaneView {
     node_id: String,
     hostname: String,
@@ -25,11 +25,13 @@ pub struct DataPlaneView {
     last_seen: DateTime<Utc>,
     config_version: u64,
     config_hash: String,
+    /// `synced`, `behind`, `error` or `disconnected`.
+    #[schema(value_type = String)]
     status: &'static str,
     error: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DataPlanes {
     current_version: u64,
     items: Vec<DataPlaneView>,

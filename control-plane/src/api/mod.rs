@@ -4,7 +4,9 @@
 mod admin;
 mod cluster_view;
 mod entities;
+mod history;
 mod input;
+pub mod openapi;
 mod problem;
 
 use std::time::Duration;
@@ -60,10 +62,13 @@ pub fn router(state: AppState) -> Router {
             get(admin::get_token).delete(admin::delete_token),
         )
         .route("/audit-log", get(admin::audit_log))
+        .merge(history::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
 
     Router::new()
+        // The API's description is public, like the console page.
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -29,7 +29,9 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::UnsupportedMediaType | Error::UnsupportedContentType { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Error::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
             ) => StatusCode::SERVICE_UNAVAILABLE,
@@ -49,7 +51,9 @@ impl Error {
             Error::Conflict(_) => ("conflict", "Conflict"),
             Error::PreconditionFailed => ("precondition-failed", "Precondition failed"),
             Error::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
-            Error::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            Error::UnsupportedMediaType | Error::UnsupportedContentType { .. } => {
+                ("unsupported-media-type", "Unsupported media type")
+            }
             _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => {
                 ("unavailable", "Service unavailable")
             }

@@ -5,6 +5,7 @@
 mod admin;
 mod entities;
 mod fleet;
+pub mod history;
 mod versions;
 
 use std::str::FromStr;

@@ -19,7 +19,7 @@ use crate::snapshot::Published;
 /// that sees version N has seen every version below it.
 const CONFIG_WRITE_LOCK: i64 = 0x7475_726e_7069_6b65; // "turnpike"
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VersionInfo {
     pub version: u64,
     pub hash: String,
