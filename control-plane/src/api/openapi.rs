@@ -14,8 +14,9 @@ use utoipa::{PartialSchema, ToSchema};
 
 use super::admin::{CreatedToken, NewToken, Role};
 use super::cluster_view::{DataPlaneView, DataPlanes};
-use super::input::MAX_LIMIT;
 use crate::store::{AuditEntry, TokenInfo, VersionInfo};
+
+mod paths;
 
 /// Entities with full CRUD: (collection path, spec schema, object schema).
 pub const ENTITIES: [(&str, &str, &str); 2] = [
@@ -65,9 +66,10 @@ pub fn document() -> Value {
 
     let mut paths = serde_json::Map::new();
     for (collection, spec, object) in ENTITIES {
-        entity_paths(&mut paths, collection, spec, object);
+        paths::entity(&mut paths, collection, spec, object);
     }
-    other_paths(&mut paths);
+    paths::other(&mut paths);
+    paths::history(&mut paths);
 
     json!({
         "openapi": "3.1.0",
@@ -113,7 +115,95 @@ fn handwritten_schemas() -> Value {
     for (_, _, object) in ENTITIES {
         out[format!("{object}List")] = list_of(object, "string");
     }
+    history_schemas(&mut out);
     out
+}
+
+/// Schemas of the whole-config endpoints; the per-kind parts follow
+/// [`ENTITIES`], as `model::diff` and `model::declarative` do.
+fn history_schemas(out: &mut Value) {
+    let entry = json!({
+        "type": "object",
+        "required": ["version", "hash", "created_at", "author", "summary"],
+        "properties": {
+            "version": {"type": "integer"},
+            "hash": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "author": {"type": "string"},
+            "summary": {"type": "string"}
+        }
+    });
+    let mut detail = entry.clone();
+    detail["properties"]["config"] = json!({"$ref": "#/components/schemas/Document"});
+    detail["required"]
+        .as_array_mut()
+        .expect("array")
+        .push(json!("config"));
+    out["VersionEntry"] = entry;
+    out["VersionPage"] = list_of("VersionEntry", "integer");
+    out["VersionDetail"] = detail;
+    out["FieldChange"] = json!({
+        "type": "object",
+        "required": ["field", "from", "to"],
+        "properties": {"field": {"type": "string", "examples": ["targets[0].address"]}, "from": {}, "to": {}}
+    });
+    let id_name = json!({"id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}});
+    let mut diff_props = serde_json::Map::new();
+    let mut doc_props = serde_json::Map::new();
+    doc_props.insert(
+        "format_version".into(),
+        json!({"type": "string", "enum": ["1"]}),
+    );
+    for (collection, spec, _) in ENTITIES {
+        let spec_ref = json!({"$ref": format!("#/components/schemas/{spec}")});
+        let mut added = json!({"type": "object", "required": ["id", "name", "spec"], "properties": id_name.clone()});
+        added["properties"]["spec"] = spec_ref.clone();
+        let mut changed = added.clone();
+        changed["properties"]["fields"] =
+            json!({"type": "array", "items": {"$ref": "#/components/schemas/FieldChange"}});
+        changed["required"]
+            .as_array_mut()
+            .expect("array")
+            .push(json!("fields"));
+        diff_props.insert(
+            collection.into(),
+            json!({
+                "type": "object",
+                "required": ["added", "removed", "changed"],
+                "properties": {
+                    "added": {"type": "array", "items": added},
+                    "removed": {"type": "array", "items": {"type": "object", "required": ["id", "name"], "properties": id_name.clone()}},
+                    "changed": {"type": "array", "items": changed}
+                }
+            }),
+        );
+        doc_props.insert(
+            collection.into(),
+            json!({"type": "array", "items": spec_ref}),
+        );
+    }
+    out["ConfigDiff"] = json!({"type": "object", "properties": diff_props});
+    out["Document"] = json!({
+        "type": "object",
+        "description": "The declarative config: entities by name, no ids. Routes name their upstream.",
+        "required": ["format_version"],
+        "properties": doc_props
+    });
+    out["Applied"] = json!({
+        "type": "object",
+        "required": ["version", "diff"],
+        "properties": {
+            "dry_run": {"type": "boolean"},
+            "version": {"type": "integer", "description": "the version now current (unchanged on a dry run)"},
+            "diff": {"$ref": "#/components/schemas/ConfigDiff"}
+        }
+    });
+    out["RollbackRequest"] = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["version"],
+        "properties": {"version": {"type": "integer", "minimum": 1}}
+    });
 }
 
 /// What the API answers for an entity: its spec (as stored, so no field is
@@ -179,226 +269,6 @@ fn problem_responses() -> Value {
         );
     }
     Value::Object(out)
-}
-
-fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
-    let mut m = serde_json::Map::new();
-    for c in codes {
-        m.insert(
-            (*c).to_owned(),
-            json!({"$ref": format!("#/components/responses/{c}")}),
-        );
-    }
-    m
-}
-
-fn json_body(schema: &str) -> Value {
-    json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
-}
-
-fn ok(
-    code: &str,
-    description: &str,
-    schema: &str,
-    mut errs: serde_json::Map<String, Value>,
-    write: bool,
-) -> Value {
-    let mut resp = json!({
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
-    });
-    if write {
-        resp["headers"] = json!({
-            "X-Turnpike-Config-Version": {"schema": {"type": "integer"}, "description": "the config version this write produced"},
-            "ETag": {"schema": {"type": "string"}}
-        });
-    }
-    errs.insert(code.to_owned(), resp);
-    Value::Object(errs)
-}
-
-fn op(id: &str, tag: &str, summary: &str, responses: Value) -> Value {
-    json!({"operationId": id, "tags": [tag], "summary": summary, "responses": responses})
-}
-
-fn entity_paths(
-    paths: &mut serde_json::Map<String, Value>,
-    collection: &str,
-    spec: &str,
-    object: &str,
-) {
-    let key = json!({"name": "key", "in": "path", "required": true, "description": "id or name", "schema": {"type": "string"}});
-    let if_match = json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
-        "description": "ETag from a previous read; the write fails with 412 if the object changed since"});
-    let list_params = json!([
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100}},
-        {"name": "after", "in": "query", "schema": {"type": "string", "format": "uuid"}, "description": "`next` of the previous page"},
-        {"name": "tags", "in": "query", "schema": {"type": "string"}, "description": "comma-separated; objects carrying all of them"}
-    ]);
-
-    let mut list = op(
-        &format!("list-{collection}"),
-        collection,
-        &format!("List {collection}"),
-        ok(
-            "200",
-            "A page",
-            &format!("{object}List"),
-            errors(&["400", "401", "503"]),
-            false,
-        ),
-    );
-    list["parameters"] = list_params;
-    let mut create = op(
-        &format!("create-{collection}"),
-        collection,
-        &format!("Create one of {collection}"),
-        ok(
-            "201",
-            "Created",
-            object,
-            errors(&["400", "401", "403", "409", "413", "415", "503"]),
-            true,
-        ),
-    );
-    create["requestBody"] = json_body(spec);
-    paths.insert(
-        format!("/api/v1/{collection}"),
-        json!({"get": list, "post": create}),
-    );
-
-    let get = op(
-        &format!("get-{collection}"),
-        collection,
-        "Read one by id or name",
-        ok(
-            "200",
-            "The object",
-            object,
-            errors(&["401", "404", "503"]),
-            false,
-        ),
-    );
-    let mut put = op(
-        &format!("replace-{collection}"),
-        collection,
-        "Replace the whole spec",
-        ok(
-            "200",
-            "Replaced",
-            object,
-            errors(&[
-                "400", "401", "403", "404", "409", "412", "413", "415", "503",
-            ]),
-            true,
-        ),
-    );
-    put["requestBody"] = json_body(spec);
-    put["parameters"] = json!([if_match]);
-    let mut patch = op(
-        &format!("update-{collection}"),
-        collection,
-        "Merge-patch the spec (RFC 7396)",
-        ok(
-            "200",
-            "Updated",
-            object,
-            errors(&[
-                "400", "401", "403", "404", "409", "412", "413", "415", "503",
-            ]),
-            true,
-        ),
-    );
-    patch["requestBody"] = json_body("MergePatch");
-    patch["parameters"] = json!([if_match]);
-    let mut responses = errors(&["401", "403", "404", "409", "412", "503"]);
-    responses.insert(
-        "204".into(),
-        json!({"description": "Deleted", "headers": {"X-Turnpike-Config-Version": {"schema": {"type": "integer"}}}}),
-    );
-    let mut delete = op(
-        &format!("delete-{collection}"),
-        collection,
-        "Delete",
-        Value::Object(responses),
-    );
-    delete["parameters"] = json!([if_match]);
-    paths.insert(
-        format!("/api/v1/{collection}/{{key}}"),
-        json!({"parameters": [key], "get": get, "put": put, "patch": patch, "delete": delete}),
-    );
-}
-
-fn other_paths(paths: &mut serde_json::Map<String, Value>) {
-    paths.insert(
-        "/api/v1/config".into(),
-        json!({"get": op("get-config", "config", "The current config version", ok("200", "Current version", "VersionInfo", errors(&["401", "503"]), false))}),
-    );
-    paths.insert(
-        "/api/v1/data-planes".into(),
-        json!({"get": op("list-data-planes", "cluster", "The fleet: each data plane and the version it runs", ok("200", "The fleet", "DataPlanes", errors(&["401", "503"]), false))}),
-    );
-    let mut create = op(
-        "create-token",
-        "tokens",
-        "Create an admin token (shown once)",
-        ok(
-            "201",
-            "Created; `token` is shown only here",
-            "CreatedToken",
-            errors(&["400", "401", "403", "409", "413", "415", "503"]),
-            false,
-        ),
-    );
-    create["requestBody"] = json_body("NewToken");
-    paths.insert(
-        "/api/v1/tokens".into(),
-        json!({"get": op("list-tokens", "tokens", "List admin tokens (never the tokens themselves)", ok("200", "Tokens", "TokenList", errors(&["401", "503"]), false)), "post": create}),
-    );
-    let mut responses = errors(&["401", "403", "404", "409", "503"]);
-    responses.insert("204".into(), json!({"description": "Deleted"}));
-    paths.insert(
-        "/api/v1/tokens/{key}".into(),
-        json!({
-            "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}, "description": "id or name"}],
-            "get": op("get-token", "tokens", "Read a token's name and role", ok("200", "Token", "TokenInfo", errors(&["401", "404", "503"]), false)),
-            "delete": op("delete-token", "tokens", "Revoke a token (not the last admin one)", Value::Object(responses))
-        }),
-    );
-    let mut audit = op(
-        "audit-log",
-        "audit",
-        "Who changed what, newest first",
-        ok(
-            "200",
-            "A page",
-            "AuditLog",
-            errors(&["400", "401", "503"]),
-            false,
-        ),
-    );
-    audit["parameters"] = json!([
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
-        {"name": "after", "in": "query", "schema": {"type": "string"}},
-        {"name": "entity", "in": "query", "schema": {"type": "string"}, "description": "upstream, route, token, config, ..."}
-    ]);
-    paths.insert("/api/v1/audit-log".into(), json!({"get": audit}));
-    for (path, id, text) in [
-        ("/healthz", "healthz", "The process is alive"),
-        ("/readyz", "readyz", "Postgres is reachable"),
-    ] {
-        paths.insert(
-            path.into(),
-            json!({"get": {"operationId": id, "tags": ["health"], "summary": text, "security": [],
-                "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}},
-                              "503": {"description": "Not ready", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}),
-        );
-    }
-    paths.insert(
-        "/api/v1/openapi.json".into(),
-        json!({"get": {"operationId": "openapi", "tags": ["meta"], "summary": "This document", "security": [],
-            "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}}),
-    );
 }
 
 #[cfg(test)]
