@@ -22,7 +22,11 @@ pub struct Target {
     /// `host:port`; the host is an IP address or a DNS name.
     #[cfg_attr(
         feature = "openapi",
-        schema(example = "10.0.0.1:8080", min_length = 3, max_length = 261)
+        schema(
+            example = "10.0.0.1:8080",
+            max_length = 261,
+            pattern = r"^(\[[0-9A-Fa-f:.]+\]|([0-9]{1,3}\.){3}[0-9]{1,3}|([A-Za-z0-9-]+\.)*[A-Za-z0-9-]*[A-Za-z][A-Za-z0-9-]*):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
+        )
     )]
     pub address: String,
     /// Relative share of traffic; 0 takes the target out of rotation.
@@ -150,8 +154,45 @@ pub fn parse_address(address: &str) -> Result<http::uri::Authority, String> {
     match authority.port_u16() {
         None => Err("must include a port, as in 10.0.0.1:8080".into()),
         Some(0) => Err("port must be 1 to 65535".into()),
-        Some(_) if authority.host().is_empty() => Err("must include a host".into()),
-        Some(_) => Ok(authority),
+        Some(_) => {
+            check_host(authority.host())?;
+            Ok(authority)
+        }
+    }
+}
+
+/// A target host is an IPv4 literal, a bracketed IPv6 literal, or a DNS
+/// name whose last label is not all digits (RFC 3696 §2). This refuses
+/// `127.1` or `2`, which resolvers read as odd IPv4 forms and YAML 1.1
+/// tools misread in `2:37`.
+fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("must include a host".into());
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .map(|_| ())
+            .map_err(|_| "the IPv6 address in brackets is not valid".into());
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    let labels_ok = host.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    });
+    let tld_has_letter = host
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().any(|b| b.is_ascii_alphabetic()));
+    if labels_ok && tld_has_letter && host.len() <= 253 {
+        Ok(())
+    } else {
+        Err("the host must be an IPv4 address, [IPv6] address or DNS name".into())
     }
 }
 
@@ -189,7 +230,9 @@ mod tests {
                 {"address": "127.0.0.1"},
                 {"address": "a:1", "weight": 5000},
                 {"address": "a:1"},
-                {"address": "user@h:80"}
+                {"address": "user@h:80"},
+                {"address": "2:37"},
+                {"address": "[::zz]:80"}
             ],
             "timeouts": {"connect_ms": 0},
             "tags": ["a,b"]
@@ -204,6 +247,8 @@ mod tests {
                 "targets[1].weight",
                 "targets[2].address",
                 "targets[3].address",
+                "targets[4].address",
+                "targets[5].address",
                 "timeouts.connect_ms",
                 "tags[0]"
             ]

@@ -123,6 +123,9 @@ pub async fn audit_log(
     };
     let after = match p.after.as_deref() {
         None | Some("") => None,
+        Some(s) if !s.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(Error::field("after", "not a cursor from a previous page"));
+        }
         Some(s) => Some(
             s.parse::<i64>()
                 .map_err(|_| Error::field("after", "not a cursor from a previous page"))?,

@@ -223,10 +223,11 @@ pub async fn replace<S: ApiEntity>(
 ) -> Result<Response, Error> {
     let mut tx = state.store.begin_write().await?;
     let existing = tx.get_for_update::<S>(&key).await?;
-    check_if_match(&headers, &existing)?;
     take_id(&mut body, Some(existing.id))?;
     let mut spec: S = parse_spec(Value::Object(body))?;
     spec.check()?;
+    // After validation: a malformed body is a 400 whatever the ETag says.
+    check_if_match(&headers, &existing)?;
     let (stored, version) = save(&state, &actor, tx, existing.id, spec, "replace").await?;
     Ok(written(StatusCode::OK, &stored, version))
 }
@@ -241,13 +242,13 @@ pub async fn patch<S: ApiEntity>(
 ) -> Result<Response, Error> {
     let mut tx = state.store.begin_write().await?;
     let existing = tx.get_for_update::<S>(&key).await?;
-    check_if_match(&headers, &existing)?;
     take_id(&mut body, Some(existing.id))?;
     let mut merged =
         serde_json::to_value(&existing.spec).map_err(|e| Error::Internal(e.to_string()))?;
     merge_patch(&mut merged, Value::Object(body));
     let mut spec: S = parse_spec(merged)?;
     spec.check()?;
+    check_if_match(&headers, &existing)?;
     let (stored, version) = save(&state, &actor, tx, existing.id, spec, "update").await?;
     Ok(written(StatusCode::OK, &stored, version))
 }

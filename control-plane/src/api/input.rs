@@ -51,12 +51,30 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 }
 
 /// Deserializes a spec, naming the failing field.
-pub fn parse_spec<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+pub fn parse_spec<T: DeserializeOwned>(mut value: Value) -> Result<T, Error> {
+    integral_floats_to_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { String::new() } else { path };
         Error::field(field, e.into_inner().to_string())
     })
+}
+
+/// JSON does not tell `5` from `5.0`, and JSON Schema calls both integers;
+/// serde would refuse `5.0` for an integer field, so integral floats become
+/// integers before deserializing.
+fn integral_floats_to_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,12 +110,15 @@ impl ListParams {
         };
         let after = match raw.after.as_deref() {
             None | Some("") => None,
+            // Cursors are the hyphenated ids this API hands out, nothing else.
             Some(s) => Some(
-                Uuid::parse_str(s)
-                    .map_err(|_| Error::field("after", "not a cursor from a previous page"))?,
+                Some(s)
+                    .filter(|s| s.len() == 36)
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .ok_or_else(|| Error::field("after", "not a cursor from a previous page"))?,
             ),
         };
-        let tags = raw
+        let tags: Vec<String> = raw
             .tags
             .map(|t| {
                 t.split(',')
@@ -106,6 +127,26 @@ impl ListParams {
                     .collect()
             })
             .unwrap_or_default();
+        if tags.iter().any(|t| t.contains('\0')) {
+            return Err(Error::field("tags", "must not contain NUL characters"));
+        }
         Ok(ListParams { limit, after, tags })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn integral_floats_are_integers() {
+        let mut v = json!({"a": 5.0, "b": [1.0, 2.5], "c": {"d": -3.0}, "e": 1e300});
+        integral_floats_to_integers(&mut v);
+        assert_eq!(
+            v,
+            json!({"a": 5, "b": [1, 2.5], "c": {"d": -3}, "e": 1e300})
+        );
     }
 }

@@ -58,6 +58,7 @@ pub fn document() -> Value {
         serde_json::to_value(components.build()).expect("components serialize")["schemas"].take();
     for (_, spec, object) in ENTITIES {
         schemas[object] = object_schema(&schemas[spec]);
+        patch_schema(&mut schemas, spec);
     }
     let extra = handwritten_schemas();
     for (k, v) in extra.as_object().expect("object") {
@@ -110,7 +111,6 @@ fn handwritten_schemas() -> Value {
         },
         "AuditLog": list_of("AuditEntry", "string"),
         "TokenList": list_of("TokenInfo", "null"),
-        "MergePatch": {"type": "object", "description": "RFC 7396 JSON merge patch of the spec"}
     });
     for (_, _, object) in ENTITIES {
         out[format!("{object}List")] = list_of(object, "string");
@@ -140,7 +140,7 @@ fn history_schemas(out: &mut Value) {
         .expect("array")
         .push(json!("config"));
     out["VersionEntry"] = entry;
-    out["VersionPage"] = list_of("VersionEntry", "integer");
+    out["VersionPage"] = list_of("VersionEntry", "string");
     out["VersionDetail"] = detail;
     out["FieldChange"] = json!({
         "type": "object",
@@ -177,9 +177,10 @@ fn history_schemas(out: &mut Value) {
                 }
             }),
         );
+        // YAML users write an empty key as `plugins:`, which is null.
         doc_props.insert(
             collection.into(),
-            json!({"type": "array", "items": spec_ref}),
+            json!({"type": ["array", "null"], "items": spec_ref}),
         );
     }
     out["ConfigDiff"] = json!({"type": "object", "properties": diff_props});
@@ -234,6 +235,48 @@ fn object_schema(spec: &Value) -> Value {
         }
     }
     object
+}
+
+/// A JSON merge patch of a spec: any subset of its fields, `null` removing
+/// one (it takes its default again), nested objects patched the same way
+/// (RFC 7396). Adds `<Name>Patch` schemas for the nested objects it meets.
+fn patch_schema(schemas: &mut Value, name: &str) -> String {
+    let patch_name = format!("{name}Patch");
+    if !schemas[&patch_name].is_null() {
+        return patch_name;
+    }
+    let mut patch = schemas[name].clone();
+    schemas[&patch_name] = json!({}); // reserve: nested types may recurse
+    if let Some(map) = patch.as_object_mut() {
+        map.remove("required");
+        map.insert(
+            "description".into(),
+            json!(format!("RFC 7396 merge patch of {name}")),
+        );
+        if let Some(props) = map.get_mut("properties").and_then(Value::as_object_mut) {
+            for prop in props.values_mut() {
+                let nested =
+                    referenced(prop).filter(|n| schemas[n.as_str()]["properties"].is_object());
+                let inner = match nested {
+                    Some(n) => {
+                        json!({"$ref": format!("#/components/schemas/{}", patch_schema(schemas, &n))})
+                    }
+                    None => prop.take(),
+                };
+                *prop = json!({"anyOf": [inner, {"type": "null"}]});
+            }
+        }
+    }
+    schemas[&patch_name] = patch;
+    patch_name
+}
+
+/// The component a property refers to, directly or through `allOf`.
+fn referenced(prop: &Value) -> Option<String> {
+    let r = prop["$ref"]
+        .as_str()
+        .or_else(|| prop["allOf"][0]["$ref"].as_str())?;
+    r.strip_prefix("#/components/schemas/").map(str::to_owned)
 }
 
 fn list_of(item: &str, cursor: &str) -> Value {

@@ -35,6 +35,8 @@ impl Error {
             Error::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
             ) => StatusCode::SERVICE_UNAVAILABLE,
+            // Text Postgres cannot store (NUL) in a parameter: the client's input.
+            Error::Database(e) if is_untranslatable_text(e) => StatusCode::BAD_REQUEST,
             Error::Database(_) | Error::Migrate(_) | Error::Io(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -45,6 +47,7 @@ impl Error {
         match self {
             Error::Validation(_) => ("validation", "Invalid request"),
             Error::BadRequest(_) => ("bad-request", "Bad request"),
+            Error::Database(e) if is_untranslatable_text(e) => ("bad-request", "Bad request"),
             Error::Unauthorized => ("unauthorized", "Unauthorized"),
             Error::Forbidden => ("forbidden", "Forbidden"),
             Error::NotFound { .. } => ("not-found", "Not found"),
@@ -62,6 +65,12 @@ impl Error {
     }
 }
 
+/// Postgres' "character not in repertoire" (22021) and "untranslatable
+/// character" (22P05): a NUL byte or invalid text in what the client sent.
+fn is_untranslatable_text(e: &sqlx::Error) -> bool {
+    matches!(crate::error::pg_code(e).as_deref(), Some("22021" | "22P05"))
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -73,6 +82,9 @@ impl IntoResponse for Error {
         } else {
             match &self {
                 Error::Validation(e) => format!("{} field(s) failed validation", e.0.len()),
+                Error::Database(_) => {
+                    "the request contains text that cannot be stored (NUL characters)".to_owned()
+                }
                 other => other.to_string(),
             }
         };

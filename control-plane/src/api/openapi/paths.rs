@@ -3,7 +3,6 @@
 
 use serde_json::{Value, json};
 
-use super::ENTITIES;
 use crate::api::input::MAX_LIMIT;
 
 fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
@@ -57,7 +56,7 @@ pub(super) fn entity(
         "description": "ETag from a previous read; the write fails with 412 if the object changed since"});
     let list_params = json!([
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100}},
-        {"name": "after", "in": "query", "schema": {"type": "string", "format": "uuid"}, "description": "`next` of the previous page"},
+        {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"}, "description": "`next` of the previous page; empty for the first"},
         {"name": "tags", "in": "query", "schema": {"type": "string"}, "description": "comma-separated; objects carrying all of them"}
     ]);
 
@@ -134,7 +133,7 @@ pub(super) fn entity(
             true,
         ),
     );
-    patch["requestBody"] = json_body("MergePatch");
+    patch["requestBody"] = json_body(&format!("{spec}Patch"));
     patch["parameters"] = json!([if_match]);
     let mut responses = errors(&["401", "403", "404", "409", "412", "503"]);
     responses.insert(
@@ -204,7 +203,7 @@ pub(super) fn other(paths: &mut serde_json::Map<String, Value>) {
     );
     audit["parameters"] = json!([
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
-        {"name": "after", "in": "query", "schema": {"type": "string"}},
+        {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]*$"}},
         {"name": "entity", "in": "query", "schema": {"type": "string"}, "description": "upstream, route, token, config, ..."}
     ]);
     paths.insert("/api/v1/audit-log".into(), json!({"get": audit}));
@@ -299,12 +298,12 @@ pub(super) fn history(paths: &mut serde_json::Map<String, Value>) {
             "200",
             "The document",
             "Document",
-            errors(&["401", "503"]),
+            errors(&["400", "401", "503"]),
             false,
         ),
     );
     export["responses"]["200"]["content"]["application/yaml"] =
-        json!({"schema": {"type": "string"}});
+        json!({"schema": {"$ref": "#/components/schemas/Document"}});
     export["parameters"] = json!([{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "yaml"]}}]);
     paths.insert("/api/v1/config/export".into(), json!({"get": export}));
     let mut import = op(
@@ -322,7 +321,7 @@ pub(super) fn history(paths: &mut serde_json::Map<String, Value>) {
     import["parameters"] = json!([{"name": "dry_run", "in": "query", "schema": {"type": "boolean", "default": false}}]);
     import["requestBody"] = json!({"required": true, "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/Document"}},
-        "application/yaml": {"schema": {"type": "string"}}
+        "application/yaml": {"schema": {"$ref": "#/components/schemas/Document"}}
     }});
     paths.insert("/api/v1/config/import".into(), json!({"post": import}));
 }
