@@ -246,6 +246,10 @@ fn render_diff(diff: &ConfigDiff) -> String {
     let kinds = [
         ("upstreams", lines(&diff.upstreams)),
         ("routes", lines(&diff.routes)),
+        ("consumers", lines(&diff.consumers)),
+        ("credentials", lines(&diff.credentials)),
+        ("plugins", lines(&diff.plugins)),
+        ("certificates", lines(&diff.certificates)),
     ];
     for (kind, lines) in kinds {
         if !lines.is_empty() {
@@ -295,8 +299,8 @@ mod tests {
             Format::Yaml,
         )
         .unwrap();
-        let old = before.to_snapshot(&Default::default());
-        let diff = old.diff(&after.to_snapshot(&old));
+        let old = before.to_snapshot(&Default::default()).unwrap();
+        let diff = old.diff(&after.to_snapshot(&old).unwrap());
         assert_eq!(
             render_diff(&diff),
             "upstreams:\n  + b\n  ~ a\n      targets[0].address: \"h:1\" -> \"h:2\"\n  - gone\n"

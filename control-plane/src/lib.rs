@@ -10,6 +10,8 @@
 pub mod api;
 pub mod cluster;
 pub mod error;
+pub mod pki;
+pub mod seal;
 pub mod secret;
 pub mod snapshot;
 pub mod store;

@@ -3,17 +3,24 @@
 //! `POST /api/v1/config/import` and `turnpike config` take.
 //!
 //! Entities are identified by name here, never by id: routes name their
-//! upstream, and an import keeps the id of every entity whose name already
-//! exists ([`Document::to_snapshot`]), so exporting and importing the same
-//! config changes nothing.
-
-use std::collections::HashMap;
+//! upstream, plugins their consumer (by username), and an import keeps the
+//! id of every entity that already exists (see `declarative_snapshot.rs`),
+//! so exporting and importing the same config changes nothing.
+//!
+//! Secrets: a document may carry them in clear (`key`, `password`, a
+//! certificate `key`, a JWT `secret`); an export never does. It shows what
+//! is stored instead: `key_digest` and `password_hash` (only digests are
+//! stored), and the SHA-256 of certificate keys and JWT secrets
+//! (`key_sha256`, `secret_sha256`), which on import stand for the current
+//! secret with that digest.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 
-use crate::{ModelError, Route, RouteSpec, Snapshot, Upstream, UpstreamSpec, ValidationErrors};
+use crate::{
+    CertificateSpec, ConsumerSpec, CredentialKind, ModelError, PluginSpec, RouteSpec, UpstreamSpec,
+    ValidationErrors,
+};
 
 /// The only format version so far.
 pub const FORMAT_VERSION: &str = "1";
@@ -26,13 +33,34 @@ pub struct Document {
     pub upstreams: Vec<UpstreamSpec>,
     /// `upstream` holds the upstream's name.
     #[serde(default)]
-    pub routes: Vec<RouteSpec>,
-    /// Not entities yet: only the empty list is accepted.
+    pub routes: Vec<RouteEntry>,
     #[serde(default)]
-    pub consumers: Vec<Value>,
-    /// Global plugins; not entities yet: only the empty list is accepted.
+    pub consumers: Vec<ConsumerEntry>,
+    /// Global plugins, and plugins scoped to a consumer only (route plugins
+    /// live in their route).
     #[serde(default)]
-    pub plugins: Vec<Value>,
+    pub plugins: Vec<PluginSpec>,
+    #[serde(default)]
+    pub certificates: Vec<CertificateSpec>,
+}
+
+/// A route with the plugins scoped to it (`route` left out; `consumer` by
+/// username).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteEntry {
+    #[serde(flatten)]
+    pub spec: RouteSpec,
+    #[serde(default)]
+    pub plugins: Vec<PluginSpec>,
+}
+
+/// A consumer with its credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerEntry {
+    #[serde(flatten)]
+    pub spec: ConsumerSpec,
+    #[serde(default)]
+    pub credentials: Vec<CredentialKind>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,51 +78,19 @@ impl Format {
     }
 }
 
-const TOP_LEVEL: [&str; 5] = [
+const TOP_LEVEL: [&str; 6] = [
     "format_version",
     "upstreams",
     "routes",
     "consumers",
     "plugins",
+    "certificates",
 ];
 
 impl Document {
-    /// The document of a snapshot, in canonical form: entities sorted by
-    /// name, every field written out, routes naming their upstream.
-    pub fn from_snapshot(s: &Snapshot) -> Document {
-        let names: HashMap<String, &str> = s
-            .upstreams
-            .iter()
-            .map(|u| (u.id.to_string(), u.spec.name.as_str()))
-            .collect();
-        let mut upstreams: Vec<UpstreamSpec> = s.upstreams.iter().map(|u| u.spec.clone()).collect();
-        upstreams.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut routes: Vec<RouteSpec> = s
-            .routes
-            .iter()
-            .map(|r| {
-                let mut spec = r.spec.clone();
-                // A validated snapshot has no dangling reference; if one
-                // slipped through, the id is the most honest thing to show.
-                if let Some(name) = names.get(&spec.upstream) {
-                    spec.upstream = (*name).to_owned();
-                }
-                spec
-            })
-            .collect();
-        routes.sort_by(|a, b| a.name.cmp(&b.name));
-        Document {
-            format_version: FORMAT_VERSION.to_owned(),
-            upstreams,
-            routes,
-            consumers: Vec::new(),
-            plugins: Vec::new(),
-        }
-    }
-
     /// Parses and validates a whole document, reporting every failing field
     /// with its path (`upstreams[2].targets[0].address`). Route hosts and
-    /// methods come back normalized.
+    /// methods come back normalized, plugin configs with their defaults.
     pub fn parse(text: &[u8], format: Format) -> Result<Document, ModelError> {
         let syntax = |message: String| ModelError::Syntax {
             format: format.label(),
@@ -131,78 +127,71 @@ impl Document {
             None => errors.push("format_version", "is required; the current format is \"1\""),
             Some(_) => errors.push("format_version", "unsupported; the current format is \"1\""),
         }
-        for kind in ["consumers", "plugins"] {
-            match top.get(kind) {
-                None | Some(Value::Null) => {}
-                Some(Value::Array(a)) if a.is_empty() => {}
-                Some(Value::Array(_)) => errors.push(
-                    kind,
-                    format!("{kind} are not supported yet; leave the list empty"),
-                ),
-                Some(_) => errors.push(kind, "must be a list"),
-            }
-        }
-        let upstreams = entities::<UpstreamSpec>(&mut top, "upstreams", &mut errors, |_, _| {});
-        let routes = entities::<RouteSpec>(&mut top, "routes", &mut errors, route_plugins);
-        check_whole(&upstreams, &routes, &mut errors);
+        let upstreams = entities::<UpstreamSpec>(&mut top, "upstreams", "name", None, &mut errors);
+        let routes =
+            entities::<RouteSpec>(&mut top, "routes", "name", Some("plugins"), &mut errors);
+        let consumers = entities::<ConsumerSpec>(
+            &mut top,
+            "consumers",
+            "username",
+            Some("credentials"),
+            &mut errors,
+        );
+        let plugins = entities::<PluginSpec>(&mut top, "plugins", "name", None, &mut errors);
+        let certificates =
+            entities::<CertificateSpec>(&mut top, "certificates", "", None, &mut errors);
+        let mut routes: Vec<(Entry<RouteSpec>, Vec<Option<PluginSpec>>)> = routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut r)| {
+                let prefix = format!("routes[{i}].plugins");
+                let plugins = nested(r.nested.take(), &prefix, &mut errors, parse_entity);
+                (r, plugins)
+            })
+            .collect();
+        let consumers: Vec<(Entry<ConsumerSpec>, Vec<Option<CredentialKind>>)> = consumers
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut c)| {
+                let prefix = format!("consumers[{i}].credentials");
+                let creds = nested(c.nested.take(), &prefix, &mut errors, parse_credential);
+                (c, creds)
+            })
+            .collect();
+        let whole = Whole {
+            upstreams: &upstreams,
+            routes: &routes,
+            consumers: &consumers,
+            plugins: &plugins,
+            certificates: &certificates,
+        };
+        whole.check(&mut errors);
         errors.into_result()?;
         // No errors: every entry parsed.
         Ok(Document {
             format_version: FORMAT_VERSION.to_owned(),
             upstreams: upstreams.into_iter().filter_map(|e| e.spec).collect(),
-            routes: routes.into_iter().filter_map(|e| e.spec).collect(),
-            consumers: Vec::new(),
-            plugins: Vec::new(),
+            routes: routes
+                .drain(..)
+                .filter_map(|(r, plugins)| {
+                    Some(RouteEntry {
+                        spec: r.spec?,
+                        plugins: plugins.into_iter().flatten().collect(),
+                    })
+                })
+                .collect(),
+            consumers: consumers
+                .into_iter()
+                .filter_map(|(c, creds)| {
+                    Some(ConsumerEntry {
+                        spec: c.spec?,
+                        credentials: creds.into_iter().flatten().collect(),
+                    })
+                })
+                .collect(),
+            plugins: plugins.into_iter().filter_map(|e| e.spec).collect(),
+            certificates: certificates.into_iter().filter_map(|e| e.spec).collect(),
         })
-    }
-
-    /// The snapshot this document stands for, given the `current` one:
-    /// entities whose name exists in `current` keep their id, new names get
-    /// new ids. Expects a document that passed [`Document::parse`].
-    pub fn to_snapshot(&self, current: &Snapshot) -> Snapshot {
-        let upstream_ids: HashMap<&str, Uuid> = current
-            .upstreams
-            .iter()
-            .map(|u| (u.spec.name.as_str(), u.id))
-            .collect();
-        let route_ids: HashMap<&str, Uuid> = current
-            .routes
-            .iter()
-            .map(|r| (r.spec.name.as_str(), r.id))
-            .collect();
-        let upstreams: Vec<Upstream> = self
-            .upstreams
-            .iter()
-            .map(|spec| Upstream {
-                id: upstream_ids
-                    .get(spec.name.as_str())
-                    .copied()
-                    .unwrap_or_else(Uuid::now_v7),
-                spec: spec.clone(),
-            })
-            .collect();
-        let by_name: HashMap<&str, Uuid> = upstreams
-            .iter()
-            .map(|u| (u.spec.name.as_str(), u.id))
-            .collect();
-        let routes = self
-            .routes
-            .iter()
-            .map(|spec| {
-                let mut spec = spec.clone();
-                if let Some(id) = by_name.get(spec.upstream.as_str()) {
-                    spec.upstream = id.to_string();
-                }
-                Route {
-                    id: route_ids
-                        .get(spec.name.as_str())
-                        .copied()
-                        .unwrap_or_else(Uuid::now_v7),
-                    spec,
-                }
-            })
-            .collect();
-        Snapshot::new(current.version, upstreams, routes)
     }
 
     /// Deterministic text: the same document always gives the same bytes,
@@ -221,20 +210,24 @@ impl Document {
 }
 
 /// One list entry: its name as written, known even when the entry failed
-/// to parse (so it still counts for duplicates and references), and its
-/// spec when it parsed.
+/// to parse (so it still counts for duplicates and references), its spec
+/// when it parsed, and the nested list taken out of it (route plugins,
+/// consumer credentials).
 struct Entry<S> {
     name: Option<String>,
     spec: Option<S>,
+    nested: Option<Value>,
 }
 
-/// Deserializes the list `key` of `top` entity by entity, after `prepare`
-/// had a look at each raw entry; failures are prefixed with `key[i]`.
+/// Deserializes the list `key` of `top` entity by entity; failures are
+/// prefixed with `key[i]`. `nested` names a list to take out of each entry
+/// before it is parsed.
 fn entities<S: serde::de::DeserializeOwned + Check>(
     top: &mut serde_json::Map<String, Value>,
     key: &str,
+    name_field: &str,
+    nested: Option<&str>,
     errors: &mut ValidationErrors,
-    prepare: impl Fn(&mut Value, &mut ValidationErrors),
 ) -> Vec<Entry<S>> {
     let items = match top.remove(key) {
         None | Some(Value::Null) => return Vec::new(),
@@ -246,43 +239,81 @@ fn entities<S: serde::de::DeserializeOwned + Check>(
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, mut item) in items.into_iter().enumerate() {
-        let prefix = format!("{key}[{i}]");
+        let inner = nested.and_then(|n| item.as_object_mut()?.remove(n));
+        let name = item
+            .get(name_field)
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let mut local = ValidationErrors::default();
-        prepare(&mut item, &mut local);
-        let name = item.get("name").and_then(Value::as_str).map(str::to_owned);
-        let spec = match serde_path_to_error::deserialize::<_, S>(item) {
-            Ok(mut spec) => {
-                if let Err(e) = spec.check() {
-                    local.0.extend(e.0);
-                }
-                Some(spec)
-            }
-            Err(e) => {
-                let path = e.path().to_string();
-                let field = if path == "." { String::new() } else { path };
-                local.push(field, e.into_inner().to_string());
-                None
-            }
-        };
-        out.push(Entry { name, spec });
-        errors.extend_prefixed(&prefix, local);
+        let spec = parse_entity::<S>(item, &mut local);
+        out.push(Entry {
+            name,
+            spec,
+            nested: inner,
+        });
+        errors.extend_prefixed(&format!("{key}[{i}]"), local);
     }
     out
 }
 
-/// API.md's example puts plugins inside routes; until plugins exist, an
-/// empty list there is accepted and anything else is refused clearly.
-fn route_plugins(item: &mut Value, errors: &mut ValidationErrors) {
-    let Some(obj) = item.as_object_mut() else {
-        return;
-    };
-    match obj.remove("plugins") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(a)) if a.is_empty() => {}
-        Some(_) => errors.push(
-            "plugins",
-            "plugins are not supported yet; leave the list empty",
-        ),
+fn parse_entity<S: serde::de::DeserializeOwned + Check>(
+    item: Value,
+    errors: &mut ValidationErrors,
+) -> Option<S> {
+    match serde_path_to_error::deserialize::<_, S>(item) {
+        Ok(mut spec) => {
+            if let Err(e) = spec.check() {
+                errors.0.extend(e.0);
+            }
+            Some(spec)
+        }
+        Err(e) => {
+            let path = e.path().to_string();
+            let field = if path == "." { String::new() } else { path };
+            errors.push(field, e.into_inner().to_string());
+            None
+        }
+    }
+}
+
+fn parse_credential(item: Value, errors: &mut ValidationErrors) -> Option<CredentialKind> {
+    match CredentialKind::from_value(item) {
+        Ok(c) => {
+            if let Err(e) = c.validate() {
+                errors.0.extend(e.0);
+            }
+            Some(c)
+        }
+        Err(e) => {
+            errors.0.extend(e.0);
+            None
+        }
+    }
+}
+
+/// Parses a nested list (`routes[i].plugins`) with `parse`.
+fn nested<T>(
+    value: Option<Value>,
+    prefix: &str,
+    errors: &mut ValidationErrors,
+    parse: impl Fn(Value, &mut ValidationErrors) -> Option<T>,
+) -> Vec<Option<T>> {
+    match value {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(j, item)| {
+                let mut local = ValidationErrors::default();
+                let parsed = parse(item, &mut local);
+                errors.extend_prefixed(&format!("{prefix}[{j}]"), local);
+                parsed
+            })
+            .collect(),
+        Some(_) => {
+            errors.push(prefix, "must be a list");
+            Vec::new()
+        }
     }
 }
 
@@ -305,47 +336,32 @@ impl Check for RouteSpec {
     }
 }
 
-/// Checks across entities: unique names per kind, and routes naming an
-/// upstream of this document.
-fn check_whole(
-    upstreams: &[Entry<UpstreamSpec>],
-    routes: &[Entry<RouteSpec>],
-    errors: &mut ValidationErrors,
-) {
-    let upstream_names = unique_names("upstreams", upstreams, errors);
-    unique_names("routes", routes, errors);
-    for (i, r) in routes.iter().enumerate() {
-        let Some(r) = &r.spec else { continue };
-        // An empty reference was reported by the route's own validation.
-        if !r.upstream.trim().is_empty() && !upstream_names.contains_key(r.upstream.as_str()) {
-            errors.push(
-                format!("routes[{i}].upstream"),
-                format!("no upstream named '{}' in this document", r.upstream),
-            );
-        }
+impl Check for ConsumerSpec {
+    fn check(&mut self) -> Result<(), ValidationErrors> {
+        self.validate()
     }
 }
 
-/// Reports every name used twice in `kind`; returns each name's first index.
-fn unique_names<'a, S>(
-    kind: &str,
-    entries: &'a [Entry<S>],
-    errors: &mut ValidationErrors,
-) -> HashMap<&'a str, usize> {
-    let mut first = HashMap::new();
-    let names = entries.iter().enumerate();
-    for (i, name) in names.filter_map(|(i, e)| Some((i, e.name.as_deref()?))) {
-        if let Some(j) = first.get(name) {
-            errors.push(
-                format!("{kind}[{i}].name"),
-                format!("duplicate name '{name}' (also {kind}[{j}])"),
-            );
-        } else {
-            first.insert(name, i);
-        }
+impl Check for PluginSpec {
+    fn check(&mut self) -> Result<(), ValidationErrors> {
+        self.normalize();
+        self.validate()
     }
-    first
 }
+
+impl Check for CertificateSpec {
+    fn check(&mut self) -> Result<(), ValidationErrors> {
+        self.normalize();
+        self.validate()
+    }
+}
+
+#[path = "declarative_checks.rs"]
+mod checks;
+use checks::Whole;
+
+#[path = "declarative_snapshot.rs"]
+mod snapshot;
 
 #[cfg(test)]
 #[path = "declarative_tests.rs"]

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::Snapshot;
 
 const SAMPLE: &str = r#"
 format_version: "1"
@@ -34,9 +35,9 @@ fn parses_yaml_and_normalizes() {
     let doc = Document::parse(SAMPLE.as_bytes(), Format::Yaml).unwrap();
     assert_eq!(doc.upstreams.len(), 2);
     assert_eq!(doc.upstreams[0].targets[1].weight, 2);
-    assert_eq!(doc.routes[0].hosts, ["api.example.com"]);
-    assert_eq!(doc.routes[0].methods, ["GET"]);
-    assert_eq!(doc.routes[0].upstream, "users");
+    assert_eq!(doc.routes[0].spec.hosts, ["api.example.com"]);
+    assert_eq!(doc.routes[0].spec.methods, ["GET"]);
+    assert_eq!(doc.routes[0].spec.upstream, "users");
     // JSON is the same document.
     let json = serde_json::to_vec(&doc).unwrap();
     assert_eq!(Document::parse(&json, Format::Json).unwrap(), doc);
@@ -59,10 +60,10 @@ fn reports_every_bad_field_with_its_path() {
         "routes": [
             {"name": "r1", "upstream": "a", "paths": ["bad"]},
             {"name": "r2", "upstream": "missing"},
-            {"name": "r3", "upstream": "a", "plugins": [{"name": "cors"}]},
+            {"name": "r3", "upstream": "a", "plugins": [{"name": "cors", "config": {"credentials": true}}]},
             {"name": "r4"}
         ],
-        "consumers": [{"username": "alice"}],
+        "consumers": [{"username": "alice", "credentials": [{"type": "key-auth", "key": "short"}]}],
         "plugins": []
     });
     let err = Document::parse(doc.to_string().as_bytes(), Format::Json).unwrap_err();
@@ -70,12 +71,12 @@ fn reports_every_bad_field_with_its_path() {
         fields(err),
         [
             "color",
-            "consumers",
             "upstreams[2].targets[0].address",
             "upstreams[3].nope",
             "routes[0].paths[0]",
-            "routes[2].plugins",
             "routes[3]",
+            "routes[2].plugins[0].config.credentials",
+            "consumers[0].credentials[0].key",
             "upstreams[1].name",
             "routes[1].upstream",
         ]
@@ -102,7 +103,7 @@ fn malformed_text_is_a_syntax_error() {
 #[test]
 fn snapshot_round_trip_keeps_ids_by_name_and_renders_deterministically() {
     let doc = Document::parse(SAMPLE.as_bytes(), Format::Yaml).unwrap();
-    let first = doc.to_snapshot(&Snapshot::default());
+    let first = doc.to_snapshot(&Snapshot::default()).unwrap();
     assert_eq!(first.validate(), Ok(()));
     let users = first
         .upstreams
@@ -115,10 +116,10 @@ fn snapshot_round_trip_keeps_ids_by_name_and_renders_deterministically() {
     let exported = Document::from_snapshot(&first);
     let names: Vec<&str> = exported.upstreams.iter().map(|u| u.name.as_str()).collect();
     assert_eq!(names, ["orders", "users"]);
-    assert_eq!(exported.routes[0].upstream, "users");
+    assert_eq!(exported.routes[0].spec.upstream, "users");
 
     // Importing it again against the snapshot keeps every id: no change.
-    let again = exported.to_snapshot(&first);
+    let again = exported.to_snapshot(&first).unwrap();
     assert!(first.diff(&again).is_empty());
     let yaml = exported.render(Format::Yaml);
     assert_eq!(yaml, Document::from_snapshot(&again).render(Format::Yaml));
@@ -135,8 +136,8 @@ fn snapshot_round_trip_keeps_ids_by_name_and_renders_deterministically() {
     let mut changed = exported.clone();
     changed.upstreams.retain(|u| u.name != "orders");
     changed.upstreams[0].name = "people".into();
-    changed.routes[0].upstream = "people".into();
-    let next = changed.to_snapshot(&first);
+    changed.routes[0].spec.upstream = "people".into();
+    let next = changed.to_snapshot(&first).unwrap();
     let d = first.diff(&next);
     let added: Vec<&str> = d.upstreams.added.iter().map(|a| a.name.as_str()).collect();
     let removed: Vec<&str> = d

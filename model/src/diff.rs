@@ -12,13 +12,29 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{Route, RouteSpec, Snapshot, Upstream, UpstreamSpec};
+use crate::{
+    Certificate, CertificateSpec, Consumer, ConsumerSpec, Credential, CredentialSpec, Plugin,
+    PluginSpec, Route, RouteSpec, Snapshot, Upstream, UpstreamSpec,
+};
 
 /// The change from one snapshot to another.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigDiff {
     pub upstreams: KindDiff<UpstreamSpec>,
     pub routes: KindDiff<RouteSpec>,
+    // `default`: a diff from a control plane without these kinds still parses.
+    #[serde(default)]
+    pub consumers: KindDiff<ConsumerSpec>,
+    /// Named by their consumer's id; `name` is the key prefix, the
+    /// basic-auth username or the JWT key.
+    #[serde(default)]
+    pub credentials: KindDiff<CredentialSpec>,
+    /// `name` is the plugin's name, so several entries may share it.
+    #[serde(default)]
+    pub plugins: KindDiff<PluginSpec>,
+    /// `name` is the first SNI.
+    #[serde(default)]
+    pub certificates: KindDiff<CertificateSpec>,
 }
 
 /// The changes to one kind of entity; each list sorted by name, then id.
@@ -76,7 +92,12 @@ pub struct FieldChange {
 
 impl ConfigDiff {
     pub fn is_empty(&self) -> bool {
-        self.upstreams.is_empty() && self.routes.is_empty()
+        self.upstreams.is_empty()
+            && self.routes.is_empty()
+            && self.consumers.is_empty()
+            && self.credentials.is_empty()
+            && self.plugins.is_empty()
+            && self.certificates.is_empty()
     }
 
     /// Applies the diff to `base`: the result has `base`'s version and, when
@@ -95,7 +116,40 @@ impl ConfigDiff {
             .into_iter()
             .map(|(id, spec)| Route { id, spec })
             .collect();
-        Snapshot::new(base.version, upstreams, routes)
+        let consumers = self
+            .consumers
+            .apply(base.consumers.iter().map(|c| (c.id, &c.spec)))
+            .into_iter()
+            .map(|(id, spec)| Consumer { id, spec })
+            .collect();
+        let credentials = self
+            .credentials
+            .apply(base.credentials.iter().map(|c| (c.id, &c.spec)))
+            .into_iter()
+            .map(|(id, spec)| Credential { id, spec })
+            .collect();
+        let plugins = self
+            .plugins
+            .apply(base.plugins.iter().map(|p| (p.id, &p.spec)))
+            .into_iter()
+            .map(|(id, spec)| Plugin { id, spec })
+            .collect();
+        let certificates = self
+            .certificates
+            .apply(base.certificates.iter().map(|c| (c.id, &c.spec)))
+            .into_iter()
+            .map(|(id, spec)| Certificate { id, spec })
+            .collect();
+        Snapshot {
+            version: base.version,
+            upstreams,
+            routes,
+            consumers,
+            credentials,
+            plugins,
+            certificates,
+        }
+        .canonical()
     }
 }
 
@@ -185,6 +239,26 @@ impl Snapshot {
                 self.routes.iter().map(|r| (r.id, &r.spec)),
                 other.routes.iter().map(|r| (r.id, &r.spec)),
                 |s| &s.name,
+            ),
+            consumers: KindDiff::between(
+                self.consumers.iter().map(|c| (c.id, &c.spec)),
+                other.consumers.iter().map(|c| (c.id, &c.spec)),
+                |s| &s.username,
+            ),
+            credentials: KindDiff::between(
+                self.credentials.iter().map(|c| (c.id, &c.spec)),
+                other.credentials.iter().map(|c| (c.id, &c.spec)),
+                |s| s.kind.label(),
+            ),
+            plugins: KindDiff::between(
+                self.plugins.iter().map(|p| (p.id, &p.spec)),
+                other.plugins.iter().map(|p| (p.id, &p.spec)),
+                |s| &s.name,
+            ),
+            certificates: KindDiff::between(
+                self.certificates.iter().map(|c| (c.id, &c.spec)),
+                other.certificates.iter().map(|c| (c.id, &c.spec)),
+                |s| s.label(),
             ),
         }
     }

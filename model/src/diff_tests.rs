@@ -161,6 +161,7 @@ fn route_spec() -> impl Strategy<Value = RouteSpec> {
     )
         .prop_map(
             |(name, paths, methods, priority, upstream, strip_path)| RouteSpec {
+                headers: Default::default(),
                 name: name.into(),
                 hosts: Vec::new(),
                 paths: paths.into_iter().map(String::from).collect(),

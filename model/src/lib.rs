@@ -6,19 +6,28 @@
 //! No I/O happens here: the control plane validates with this crate before it
 //! stores anything, and the data plane validates again before it compiles.
 
+pub mod certificate;
+pub mod consumer;
+pub mod credential;
 pub mod declarative;
 pub mod diff;
 pub mod error;
 pub mod pattern;
+pub mod plugin;
 pub mod route;
 pub mod snapshot;
 pub mod upstream;
 mod wire;
+mod wire_policy;
 
+pub use certificate::{Certificate, CertificateSpec};
+pub use consumer::{Consumer, ConsumerSpec};
+pub use credential::{Credential, CredentialKind, CredentialSpec, JwtAlgorithm};
 pub use declarative::Document;
 pub use diff::{ConfigDiff, FieldChange};
 pub use error::{FieldError, ModelError, ValidationErrors};
 pub use pattern::{HostPattern, PathPattern};
+pub use plugin::{Plugin, PluginSpec};
 pub use route::{Route, RouteSpec};
 pub use snapshot::Snapshot;
 pub use upstream::{Algorithm, Target, Timeouts, Upstream, UpstreamSpec};
@@ -61,3 +70,6 @@ pub(crate) fn check_tags(tags: &[String], errors: &mut ValidationErrors) {
         }
     }
 }
+
+#[cfg(test)]
+mod policy_tests;

@@ -1,5 +1,7 @@
 //! Routes: which requests go to which upstream.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -30,6 +32,11 @@ pub struct RouteSpec {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 100, example = json!(["/users"])))]
     pub paths: Vec<String>,
+    /// Header conditions: each named header must be present with one of the
+    /// listed values (exact, case-sensitive; names are case-insensitive).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(example = json!({"x-version": ["2"]})))]
+    pub headers: BTreeMap<String, Vec<String>>,
     /// HTTP methods; empty matches any method.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(example = json!(["GET", "POST"])))]
@@ -53,6 +60,7 @@ pub struct RouteSpec {
 
 pub const MAX_HOSTS: usize = 100;
 pub const MAX_PATHS: usize = 100;
+pub const MAX_HEADERS: usize = 20;
 
 impl RouteSpec {
     /// Brings case-insensitive parts to their canonical form, so that what is
@@ -66,6 +74,19 @@ impl RouteSpec {
         }
         for m in &mut self.methods {
             m.make_ascii_uppercase();
+        }
+        if self
+            .headers
+            .keys()
+            .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+        {
+            let headers = std::mem::take(&mut self.headers);
+            for (name, values) in headers {
+                self.headers
+                    .entry(name.to_ascii_lowercase())
+                    .or_default()
+                    .extend(values);
+            }
         }
     }
 
@@ -95,6 +116,31 @@ impl RouteSpec {
                     format!("methods[{i}]"),
                     "must be an HTTP method such as GET",
                 );
+            }
+        }
+        if self.headers.len() > MAX_HEADERS {
+            errors.push(
+                "headers",
+                format!("at most {MAX_HEADERS} header conditions"),
+            );
+        }
+        for (name, values) in &self.headers {
+            let field = format!("headers.{name}");
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                errors.push(&field, "is not a valid header name");
+            } else if name == "host" {
+                errors.push(&field, "match hosts with the `hosts` field");
+            }
+            if values.is_empty() || values.len() > 32 {
+                errors.push(&field, "must list 1 to 32 values");
+            }
+            for (i, v) in values.iter().enumerate() {
+                if v.is_empty()
+                    || http::HeaderValue::from_str(v).is_err()
+                    || v.bytes().any(|b| !(0x20..0x7f).contains(&b))
+                {
+                    errors.push(format!("{field}[{i}]"), "must be non-empty visible ASCII");
+                }
             }
         }
         if self.upstream.trim().is_empty() {
@@ -157,6 +203,40 @@ mod tests {
                 "paths[2]",
                 "methods[0]",
                 "upstream"
+            ]
+        );
+    }
+
+    #[test]
+    fn header_conditions() {
+        let mut s = spec(serde_json::json!({
+            "name": "r", "upstream": "u", "headers": {"X-Version": ["2"], "x-version": ["3"]}
+        }));
+        s.normalize();
+        assert_eq!(
+            s.headers["x-version"],
+            ["2", "3"].map(String::from).to_vec(),
+            "names fold to lowercase"
+        );
+        assert!(s.validate().is_ok());
+        let bad = spec(serde_json::json!({
+            "name": "r", "upstream": "u",
+            "headers": {"bad name": ["1"], "host": ["a"], "x-empty": [], "x-ctl": ["a\u{1}"]}
+        }));
+        let fields: Vec<String> = bad
+            .validate()
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "headers.bad name",
+                "headers.host",
+                "headers.x-ctl[0]",
+                "headers.x-empty"
             ]
         );
     }

@@ -6,27 +6,56 @@ use std::collections::HashSet;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::{Route, Upstream, ValidationErrors};
+use crate::{Certificate, Consumer, Credential, Plugin, Route, Upstream, ValidationErrors};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub version: u64,
-    /// Sorted by id.
+    /// Every list is sorted by id.
     pub upstreams: Vec<Upstream>,
-    /// Sorted by id.
     pub routes: Vec<Route>,
+    pub consumers: Vec<Consumer>,
+    /// Each names its consumer (the wire nests them in their consumer).
+    pub credentials: Vec<Credential>,
+    pub plugins: Vec<Plugin>,
+    pub certificates: Vec<Certificate>,
 }
 
 impl Snapshot {
-    /// Builds a snapshot in canonical order (entities sorted by id).
-    pub fn new(version: u64, mut upstreams: Vec<Upstream>, mut routes: Vec<Route>) -> Snapshot {
-        upstreams.sort_by_key(|u| u.id);
-        routes.sort_by_key(|r| r.id);
+    /// Builds a snapshot of upstreams and routes in canonical order.
+    pub fn new(version: u64, upstreams: Vec<Upstream>, routes: Vec<Route>) -> Snapshot {
         Snapshot {
             version,
             upstreams,
             routes,
+            ..Snapshot::default()
         }
+        .canonical()
+    }
+
+    /// Puts every list in canonical order (sorted by id).
+    pub fn canonical(mut self) -> Snapshot {
+        self.upstreams.sort_by_key(|u| u.id);
+        self.routes.sort_by_key(|r| r.id);
+        self.consumers.sort_by_key(|c| c.id);
+        self.credentials.sort_by_key(|c| c.id);
+        self.plugins.sort_by_key(|p| p.id);
+        self.certificates.sort_by_key(|c| c.id);
+        self
+    }
+
+    /// The same config with what is stored in clear (certificate keys, JWT
+    /// secrets) replaced by SHA-256 digests: what exports, diffs and history
+    /// show. Never distributed or stored.
+    pub fn redacted(&self) -> Snapshot {
+        let mut s = self.clone();
+        for c in &mut s.certificates {
+            c.spec.redact();
+        }
+        for c in &mut s.credentials {
+            c.spec.kind.redact();
+        }
+        s
     }
 
     /// Checks every entity and every reference between them, the way
@@ -67,7 +96,114 @@ impl Snapshot {
                 );
             }
         }
+        self.validate_consumers(&mut ids, &mut errors);
+        self.validate_plugins(&mut ids, &mut errors);
+        self.validate_certificates(&mut ids, &mut errors);
         errors.into_result()
+    }
+
+    fn validate_consumers(&self, ids: &mut HashSet<uuid::Uuid>, errors: &mut ValidationErrors) {
+        let mut names = HashSet::new();
+        for (i, c) in self.consumers.iter().enumerate() {
+            if let Err(e) = c.spec.validate() {
+                errors.extend_prefixed(&format!("consumers[{i}]"), e);
+            }
+            if !ids.insert(c.id) {
+                errors.push(format!("consumers[{i}].id"), "duplicate id");
+            }
+            if !names.insert(c.spec.username.as_str()) {
+                errors.push(format!("consumers[{i}].username"), "duplicate username");
+            }
+        }
+        let consumer_ids: HashSet<String> =
+            self.consumers.iter().map(|c| c.id.to_string()).collect();
+        let mut lookups = HashSet::new();
+        for (i, c) in self.credentials.iter().enumerate() {
+            let prefix = format!("credentials[{i}]");
+            let kind = &c.spec.kind;
+            if let Err(e) = kind.validate().and_then(|()| kind.check_sealed()) {
+                errors.extend_prefixed(&prefix, e);
+            }
+            if !ids.insert(c.id) {
+                errors.push(format!("{prefix}.id"), "duplicate id");
+            }
+            if !consumer_ids.contains(&c.spec.consumer) {
+                errors.push(
+                    format!("{prefix}.consumer"),
+                    format!("refers to unknown consumer {}", c.spec.consumer),
+                );
+            }
+            if let Some(lookup) = kind.lookup()
+                && !lookups.insert((kind.type_name(), lookup))
+            {
+                errors.push(
+                    prefix,
+                    format!("another {} credential has the same key", kind.type_name()),
+                );
+            }
+        }
+    }
+
+    fn validate_plugins(&self, ids: &mut HashSet<uuid::Uuid>, errors: &mut ValidationErrors) {
+        let route_ids: HashSet<String> = self.routes.iter().map(|r| r.id.to_string()).collect();
+        let consumer_ids: HashSet<String> =
+            self.consumers.iter().map(|c| c.id.to_string()).collect();
+        let mut scopes = HashSet::new();
+        for (i, p) in self.plugins.iter().enumerate() {
+            let prefix = format!("plugins[{i}]");
+            if let Err(e) = p.spec.validate() {
+                errors.extend_prefixed(&prefix, e);
+            }
+            if !ids.insert(p.id) {
+                errors.push(format!("{prefix}.id"), "duplicate id");
+            }
+            for (field, value, known) in [
+                ("route", &p.spec.route, &route_ids),
+                ("consumer", &p.spec.consumer, &consumer_ids),
+            ] {
+                if let Some(v) = value
+                    && !known.contains(v)
+                {
+                    errors.push(
+                        format!("{prefix}.{field}"),
+                        format!("refers to unknown {field} {v}"),
+                    );
+                }
+            }
+            if !scopes.insert((&p.spec.name, &p.spec.route, &p.spec.consumer)) {
+                errors.push(
+                    format!("{prefix}.name"),
+                    "another plugin of this name has the same scope",
+                );
+            }
+        }
+    }
+
+    fn validate_certificates(&self, ids: &mut HashSet<uuid::Uuid>, errors: &mut ValidationErrors) {
+        let mut snis = HashSet::new();
+        for (i, c) in self.certificates.iter().enumerate() {
+            let prefix = format!("certificates[{i}]");
+            if let Err(e) = c.spec.validate() {
+                errors.extend_prefixed(&prefix, e);
+            }
+            if c.spec.key.is_none() {
+                errors.push(
+                    format!("{prefix}.key"),
+                    "a stored certificate holds its key",
+                );
+            }
+            if !ids.insert(c.id) {
+                errors.push(format!("{prefix}.id"), "duplicate id");
+            }
+            for (j, sni) in c.spec.snis.iter().enumerate() {
+                if !snis.insert(sni.as_str()) {
+                    errors.push(
+                        format!("{prefix}.snis[{j}]"),
+                        "another certificate has this SNI",
+                    );
+                }
+            }
+        }
     }
 
     /// SHA-256 (hex) of the canonical protobuf encoding of the content. The

@@ -6,6 +6,7 @@ use turnpike_proto as proto;
 use uuid::Uuid;
 
 use crate::snapshot::hash_config;
+use crate::wire_policy;
 use crate::{
     Algorithm, ModelError, Route, RouteSpec, Snapshot, Target, Timeouts, Upstream, UpstreamSpec,
 };
@@ -15,9 +16,9 @@ impl Snapshot {
         proto::Config {
             upstreams: self.upstreams.iter().map(upstream_to_proto).collect(),
             routes: self.routes.iter().map(route_to_proto).collect(),
-            consumers: Vec::new(),
-            plugins: Vec::new(),
-            certificates: Vec::new(),
+            consumers: wire_policy::consumers_to_proto(self),
+            plugins: wire_policy::plugins_to_proto(self),
+            certificates: wire_policy::certificates_to_proto(self),
         }
     }
 
@@ -70,6 +71,14 @@ fn route_to_proto(r: &Route) -> proto::Route {
         strip_path: s.strip_path,
         preserve_host: s.preserve_host,
         tags: s.tags.clone(),
+        headers: s
+            .headers
+            .iter()
+            .map(|(name, values)| proto::HeaderMatch {
+                name: name.clone(),
+                values: values.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -77,11 +86,13 @@ fn parse_id(field: String, raw: &str) -> Result<Uuid, ModelError> {
     Uuid::parse_str(raw).map_err(|_| ModelError::wire(field, "not a UUID"))
 }
 
-impl TryFrom<proto::Snapshot> for Snapshot {
-    type Error = ModelError;
-
-    fn try_from(wire: proto::Snapshot) -> Result<Snapshot, ModelError> {
-        let config = wire.config.unwrap_or_default();
+impl Snapshot {
+    /// Any wire snapshot whose hash matches its content and that validates,
+    /// whatever entities it holds: how the control plane reads its history.
+    /// Data planes go through `TryFrom`, which also refuses what they cannot
+    /// enforce.
+    pub fn decode(wire: proto::Snapshot) -> Result<Snapshot, ModelError> {
+        let mut config = wire.config.unwrap_or_default();
         let actual = hash_config(&config);
         if actual != wire.hash {
             return Err(ModelError::HashMismatch {
@@ -89,17 +100,7 @@ impl TryFrom<proto::Snapshot> for Snapshot {
                 actual,
             });
         }
-        // A data plane that cannot enforce a policy must refuse the config
-        // rather than serve it without the policy.
-        if !config.consumers.is_empty() {
-            return Err(ModelError::Unsupported("consumers"));
-        }
-        if !config.plugins.is_empty() {
-            return Err(ModelError::Unsupported("plugins"));
-        }
-        if !config.certificates.is_empty() {
-            return Err(ModelError::Unsupported("certificates"));
-        }
+        let policies = wire_policy::policies_from_proto(&mut config)?;
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for (i, u) in config.upstreams.into_iter().enumerate() {
             let algorithm = match proto::Algorithm::try_from(u.algorithm) {
@@ -150,11 +151,38 @@ impl TryFrom<proto::Snapshot> for Snapshot {
                     strip_path: r.strip_path,
                     preserve_host: r.preserve_host,
                     tags: r.tags,
+                    headers: r.headers.into_iter().map(|h| (h.name, h.values)).collect(),
                 },
             });
         }
-        let snapshot = Snapshot::new(wire.version, upstreams, routes);
+        let snapshot = Snapshot {
+            version: wire.version,
+            upstreams,
+            routes,
+            consumers: policies.consumers,
+            credentials: policies.credentials,
+            plugins: policies.plugins,
+            certificates: policies.certificates,
+        }
+        .canonical();
         snapshot.validate()?;
+        Ok(snapshot)
+    }
+}
+
+impl TryFrom<proto::Snapshot> for Snapshot {
+    type Error = ModelError;
+
+    /// The data plane's door: [`Snapshot::decode`], then a refusal of what
+    /// this data plane cannot enforce yet: an enabled plugin. It must
+    /// refuse such a config rather than serve it without the policy.
+    /// Consumers, credentials, certificates and disabled plugins are inert
+    /// data until a plugin or listener uses them, so they are accepted.
+    fn try_from(wire: proto::Snapshot) -> Result<Snapshot, ModelError> {
+        let snapshot = Snapshot::decode(wire)?;
+        if snapshot.plugins.iter().any(|p| p.spec.enabled) {
+            return Err(ModelError::Unsupported("plugins"));
+        }
         Ok(snapshot)
     }
 }

@@ -54,6 +54,9 @@ curl -fs "$BASE/readyz" >/dev/null
 api() { curl -fsS -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@" >/dev/null; }
 api -d '{"name": "users", "targets": [{"address": "127.0.0.1:9001"}], "tags": ["seed"]}' "$BASE/api/v1/upstreams"
 api -d '{"name": "users-api", "paths": ["/users"], "upstream": "users", "tags": ["seed"]}' "$BASE/api/v1/routes"
+api -d '{"username": "alice", "groups": ["staff"], "tags": ["seed"]}' "$BASE/api/v1/consumers"
+api -d '{"type": "key-auth"}' "$BASE/api/v1/consumers/alice/credentials"
+api -d '{"name": "cors", "route": "users-api", "enabled": false, "tags": ["seed"]}' "$BASE/api/v1/plugins"
 
 status=0
 schemathesis --config-file tests/api/schemathesis.toml --no-color \

@@ -17,6 +17,12 @@ fn admin_api_conforms_to_its_openapi_document() {
         .expect("bash runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "schemathesis found problems:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("passed"), "schemathesis ran no test:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("passed"),
+        "schemathesis ran no test:\n{stdout}"
+    );
 }

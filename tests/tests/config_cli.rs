@@ -67,17 +67,20 @@ routes:
   hosts: []
   paths:
   - /billing
+  headers: {}
   methods: []
   priority: 0
   upstream: billing
   strip_path: true
   preserve_host: false
   tags: []
+  plugins: []
 - name: users-api
   hosts:
   - api.example.com
   paths:
   - /users
+  headers: {}
   methods:
   - GET
   priority: 0
@@ -85,8 +88,10 @@ routes:
   strip_path: false
   preserve_host: false
   tags: []
+  plugins: []
 consumers: []
 plugins: []
+certificates: []
 ";
 
 /// Runs `turnpike config <args>` against `cp`.

@@ -99,6 +99,7 @@ pub async fn delete_token(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditParams {
     limit: Option<String>,
     after: Option<String>,

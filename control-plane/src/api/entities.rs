@@ -15,41 +15,46 @@ use uuid::Uuid;
 
 use super::Actor;
 use super::input::{JsonObject, ListParams, RawListParams, parse_spec};
-use crate::store::{Change, EntityKind, EntitySpec, Stored, WriteTx};
+use crate::store::{Change, EntitySpec, Refs, Stored, WriteTx};
 use crate::{AppState, Error};
 
 pub const VERSION_HEADER: &str = "x-turnpike-config-version";
 
-/// What the admin API adds to a stored spec: canonical form, validation and
-/// the resolution of references.
+/// What the admin API adds to a stored spec: canonical form, validation,
+/// the resolution of references, and how the object is shown.
 pub trait ApiEntity: EntitySpec + Clone {
-    /// Normalizes and validates; no I/O.
-    fn check(&mut self) -> Result<(), Error>;
-    /// Resolves references inside the write transaction; returns the value
-    /// of the reference column (a route's upstream id).
-    fn resolve(
-        &mut self,
-        tx: &mut WriteTx,
-    ) -> impl Future<Output = Result<Option<Uuid>, Error>> + Send;
+    /// Fields the API shows but derives itself: accepted back in a body and
+    /// ignored, like `created_at`.
+    const DERIVED: &'static [&'static str] = &[];
+    /// Normalizes and validates; no I/O. `existing` is the stored spec on
+    /// PUT and PATCH (a write-only secret may be kept from it).
+    fn check(&mut self, existing: Option<&Self>) -> Result<(), Error>;
+    /// Resolves references inside the write transaction; returns the
+    /// values of the reference columns (a route's upstream id).
+    fn resolve(&mut self, tx: &mut WriteTx) -> impl Future<Output = Result<Refs, Error>> + Send;
+    /// The object as the API shows it, and as its ETag covers it.
+    fn view(stored: &Stored<Self>) -> Value {
+        serde_json::to_value(stored).unwrap_or_default()
+    }
 }
 
 impl ApiEntity for UpstreamSpec {
-    fn check(&mut self) -> Result<(), Error> {
+    fn check(&mut self, _existing: Option<&Self>) -> Result<(), Error> {
         Ok(self.validate()?)
     }
 
-    async fn resolve(&mut self, _tx: &mut WriteTx) -> Result<Option<Uuid>, Error> {
-        Ok(None)
+    async fn resolve(&mut self, _tx: &mut WriteTx) -> Result<Refs, Error> {
+        Ok(Refs::default())
     }
 }
 
 impl ApiEntity for RouteSpec {
-    fn check(&mut self) -> Result<(), Error> {
+    fn check(&mut self, _existing: Option<&Self>) -> Result<(), Error> {
         self.normalize();
         Ok(self.validate()?)
     }
 
-    async fn resolve(&mut self, tx: &mut WriteTx) -> Result<Option<Uuid>, Error> {
+    async fn resolve(&mut self, tx: &mut WriteTx) -> Result<Refs, Error> {
         let id = tx.resolve_upstream(&self.upstream).await?.ok_or_else(|| {
             Error::field(
                 "upstream",
@@ -58,7 +63,10 @@ impl ApiEntity for RouteSpec {
         })?;
         // Stored by id, so renaming the upstream never breaks the route.
         self.upstream = id.to_string();
-        Ok(Some(id))
+        Ok(Refs {
+            upstream: Some(id),
+            ..Refs::default()
+        })
     }
 }
 
@@ -67,12 +75,13 @@ impl ApiEntity for RouteSpec {
 const READ_ONLY: [&str; 2] = ["created_at", "updated_at"];
 
 /// Takes `id` out of a body; it must be a UUID, and match `expected` if set.
-fn take_id(
+pub(super) fn take_id(
     body: &mut serde_json::Map<String, Value>,
     expected: Option<Uuid>,
+    derived: &[&str],
 ) -> Result<Option<Uuid>, Error> {
-    for f in READ_ONLY {
-        body.remove(f);
+    for f in READ_ONLY.iter().chain(derived) {
+        body.remove(*f);
     }
     let Some(raw) = body.remove("id") else {
         return Ok(None);
@@ -90,22 +99,22 @@ fn take_id(
     }
 }
 
-fn written<S: serde::Serialize>(status: StatusCode, stored: &Stored<S>, version: u64) -> Response {
-    let mut resp = with_etag(status, stored);
+pub(super) fn written(status: StatusCode, view: &Value, version: u64) -> Response {
+    let mut resp = with_etag(status, view);
     insert_version(resp.headers_mut(), version);
     resp
 }
 
 /// A strong validator for the object as the API shows it: any change to
 /// it (spec or timestamps) changes the tag.
-fn etag<S: serde::Serialize>(stored: &Stored<S>) -> String {
-    let json = serde_json::to_vec(stored).unwrap_or_default();
+fn etag(view: &Value) -> String {
+    let json = serde_json::to_vec(view).unwrap_or_default();
     format!("\"{}\"", hex::encode(&Sha256::digest(&json)[..12]))
 }
 
-fn with_etag<S: serde::Serialize>(status: StatusCode, stored: &Stored<S>) -> Response {
-    let mut resp = (status, Json(stored)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&etag(stored)) {
+pub(super) fn with_etag(status: StatusCode, view: &Value) -> Response {
+    let mut resp = (status, Json(view)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag(view)) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     resp
@@ -113,10 +122,7 @@ fn with_etag<S: serde::Serialize>(status: StatusCode, stored: &Stored<S>) -> Res
 
 /// Honours `If-Match` (RFC 9110 §13.1.1): `*` or one of the listed tags
 /// must match the current object, else 412 and nothing changes.
-fn check_if_match<S: serde::Serialize>(
-    headers: &HeaderMap,
-    current: &Stored<S>,
-) -> Result<(), Error> {
+pub(super) fn check_if_match(headers: &HeaderMap, current: &Value) -> Result<(), Error> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(());
     };
@@ -149,7 +155,7 @@ async fn save<S: ApiEntity>(
     action: &str,
 ) -> Result<(Stored<S>, u64), Error> {
     let refs = spec.resolve(&mut tx).await?;
-    let stored = tx.upsert(id, &spec, refs).await?;
+    let stored = tx.upsert(id, &spec, &refs).await?;
     let change = Change {
         actor: &actor.name,
         action,
@@ -175,9 +181,9 @@ pub async fn create<S: ApiEntity>(
     Extension(actor): Extension<Actor>,
     JsonObject(mut body): JsonObject,
 ) -> Result<Response, Error> {
-    let id = take_id(&mut body, None)?.unwrap_or_else(Uuid::now_v7);
+    let id = take_id(&mut body, None, S::DERIVED)?.unwrap_or_else(Uuid::now_v7);
     let mut spec: S = parse_spec(Value::Object(body))?;
-    spec.check()?;
+    spec.check(None)?;
     let mut tx = state.store.begin_write().await?;
     if tx.get_for_update::<S>(&id.to_string()).await.is_ok() {
         return Err(Error::Conflict(format!(
@@ -186,7 +192,7 @@ pub async fn create<S: ApiEntity>(
         )));
     }
     let (stored, version) = save(&state, &actor, tx, id, spec, "create").await?;
-    let mut resp = written(StatusCode::CREATED, &stored, version);
+    let mut resp = written(StatusCode::CREATED, &S::view(&stored), version);
     let location = format!("/api/v1/{}s/{}", S::KIND.singular(), stored.id);
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -200,7 +206,8 @@ pub async fn list<S: ApiEntity>(
 ) -> Result<Response, Error> {
     let p = ListParams::parse(query)?;
     let page = state.store.list::<S>(p.limit, p.after, &p.tags).await?;
-    Ok(Json(page).into_response())
+    let items: Vec<Value> = page.items.iter().map(S::view).collect();
+    Ok(Json(serde_json::json!({"items": items, "next": page.next})).into_response())
 }
 
 pub async fn get<S: ApiEntity>(
@@ -209,7 +216,7 @@ pub async fn get<S: ApiEntity>(
 ) -> Result<Response, Error> {
     Ok(with_etag(
         StatusCode::OK,
-        &state.store.get::<S>(&key).await?,
+        &S::view(&state.store.get::<S>(&key).await?),
     ))
 }
 
@@ -223,13 +230,13 @@ pub async fn replace<S: ApiEntity>(
 ) -> Result<Response, Error> {
     let mut tx = state.store.begin_write().await?;
     let existing = tx.get_for_update::<S>(&key).await?;
-    take_id(&mut body, Some(existing.id))?;
+    take_id(&mut body, Some(existing.id), S::DERIVED)?;
     let mut spec: S = parse_spec(Value::Object(body))?;
-    spec.check()?;
+    spec.check(Some(&existing.spec))?;
     // After validation: a malformed body is a 400 whatever the ETag says.
-    check_if_match(&headers, &existing)?;
+    check_if_match(&headers, &S::view(&existing))?;
     let (stored, version) = save(&state, &actor, tx, existing.id, spec, "replace").await?;
-    Ok(written(StatusCode::OK, &stored, version))
+    Ok(written(StatusCode::OK, &S::view(&stored), version))
 }
 
 /// PATCH: a JSON merge patch (RFC 7396) over the current spec.
@@ -242,15 +249,15 @@ pub async fn patch<S: ApiEntity>(
 ) -> Result<Response, Error> {
     let mut tx = state.store.begin_write().await?;
     let existing = tx.get_for_update::<S>(&key).await?;
-    take_id(&mut body, Some(existing.id))?;
+    take_id(&mut body, Some(existing.id), S::DERIVED)?;
     let mut merged =
         serde_json::to_value(&existing.spec).map_err(|e| Error::Internal(e.to_string()))?;
     merge_patch(&mut merged, Value::Object(body));
     let mut spec: S = parse_spec(merged)?;
-    spec.check()?;
-    check_if_match(&headers, &existing)?;
+    spec.check(Some(&existing.spec))?;
+    check_if_match(&headers, &S::view(&existing))?;
     let (stored, version) = save(&state, &actor, tx, existing.id, spec, "update").await?;
-    Ok(written(StatusCode::OK, &stored, version))
+    Ok(written(StatusCode::OK, &S::view(&stored), version))
 }
 
 pub async fn delete<S: ApiEntity>(
@@ -261,16 +268,15 @@ pub async fn delete<S: ApiEntity>(
 ) -> Result<Response, Error> {
     let mut tx = state.store.begin_write().await?;
     let existing = tx.get_for_update::<S>(&key).await?;
-    check_if_match(&headers, &existing)?;
-    if S::KIND == EntityKind::Upstream {
-        let users = tx.routes_using(existing.id).await?;
-        if !users.is_empty() {
-            return Err(Error::Conflict(format!(
-                "upstream '{}' is still used by route(s): {}",
-                existing.spec.name(),
-                users.join(", ")
-            )));
-        }
+    check_if_match(&headers, &S::view(&existing))?;
+    let users = tx.users_of(S::KIND, existing.id).await?;
+    if !users.is_empty() {
+        return Err(Error::Conflict(format!(
+            "{} '{}' is still used by {}",
+            S::KIND.singular(),
+            existing.spec.name(),
+            users.join(", ")
+        )));
     }
     tx.delete(S::KIND, existing.id).await?;
     let change = Change {

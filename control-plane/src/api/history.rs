@@ -20,6 +20,7 @@ use turnpike_model::{ConfigDiff, ModelError, Snapshot, ValidationErrors};
 
 use super::Actor;
 use super::entities::{commit, insert_version};
+use super::import;
 use super::input::{DEFAULT_LIMIT, JsonObject, MAX_LIMIT, parse_spec};
 use crate::store::Change;
 use crate::store::history::{StoredVersion, VersionEntry};
@@ -51,9 +52,23 @@ pub fn routes() -> Router<AppState> {
 
 type RawQuery = Result<Query<HashMap<String, String>>, QueryRejection>;
 
-fn query(raw: RawQuery) -> Result<HashMap<String, String>, Error> {
-    raw.map(|Query(q)| q)
-        .map_err(|e| Error::BadRequest(e.body_text()))
+/// The query parameters, refusing any not in `allowed`: a misspelt
+/// parameter silently ignored would answer a different question.
+fn query(raw: RawQuery, allowed: &[&str]) -> Result<HashMap<String, String>, Error> {
+    let q = raw
+        .map(|Query(q)| q)
+        .map_err(|e| Error::BadRequest(e.body_text()))?;
+    let mut errors = ValidationErrors::default();
+    let mut unknown: Vec<&String> = q
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .collect();
+    unknown.sort();
+    for key in unknown {
+        errors.push(key.as_str(), "is not a known query parameter");
+    }
+    errors.into_result()?;
+    Ok(q)
 }
 
 /// A version number from a query or path parameter.
@@ -76,7 +91,7 @@ fn version_param(field: &str, raw: Option<&str>, errors: &mut ValidationErrors) 
 
 /// `GET /config/versions?limit=&before=`: newest first.
 async fn list_versions(State(state): State<AppState>, raw: RawQuery) -> Result<Response, Error> {
-    let q = query(raw)?;
+    let q = query(raw, &["limit", "before"])?;
     let mut errors = ValidationErrors::default();
     let limit = match q.get("limit").map(|s| s.parse::<u32>()) {
         None => DEFAULT_LIMIT,
@@ -87,7 +102,7 @@ async fn list_versions(State(state): State<AppState>, raw: RawQuery) -> Result<R
         }
     };
     let before = match q.get("before").map(String::as_str) {
-        None | Some("") => None,
+        None => None,
         raw => version_param("before", raw, &mut errors),
     };
     errors.into_result()?;
@@ -120,7 +135,7 @@ async fn get_version(
 
 /// `GET /config/diff?from=&to=`.
 async fn diff(State(state): State<AppState>, raw: RawQuery) -> Result<Response, Error> {
-    let q = query(raw)?;
+    let q = query(raw, &["from", "to"])?;
     let mut errors = ValidationErrors::default();
     let from = version_param("from", q.get("from").map(String::as_str), &mut errors);
     let to = version_param("to", q.get("to").map(String::as_str), &mut errors);
@@ -128,7 +143,7 @@ async fn diff(State(state): State<AppState>, raw: RawQuery) -> Result<Response, 
     let (from, to) = (from.unwrap_or_default(), to.unwrap_or_default());
     let a = state.store.get_version(from).await?;
     let b = state.store.get_version(to).await?;
-    Ok(Json(a.snapshot.diff(&b.snapshot)).into_response())
+    Ok(Json(a.snapshot.redacted().diff(&b.snapshot.redacted())).into_response())
 }
 
 #[derive(Deserialize)]
@@ -161,9 +176,11 @@ fn applied(dry_run: Option<bool>, version: u64, diff: ConfigDiff) -> Response {
 
 /// Replaces the config with `target` in one new version, unless it equals
 /// the current content (then nothing is written). `dry_run` only computes.
+/// `target` gets the current snapshot and the key-auth pepper. The diff
+/// answered is redacted: it never shows a secret stored in clear.
 async fn replace(
     state: &AppState,
-    target: impl FnOnce(&Snapshot) -> Snapshot,
+    target: impl FnOnce(&Snapshot, &str) -> Result<Snapshot, Error>,
     dry_run: bool,
     change: Change<'_>,
 ) -> Result<(u64, ConfigDiff), Error> {
@@ -171,14 +188,15 @@ async fn replace(
     // answer is exactly what this write changes.
     let mut tx = state.store.begin_write().await?;
     let StoredVersion { entry, snapshot } = tx.current_snapshot().await?;
-    let target = target(&snapshot);
-    let diff = snapshot.diff(&target);
-    if dry_run || diff.is_empty() {
-        return Ok((entry.version, diff));
+    let pepper = tx.key_auth_pepper().await?;
+    let target = target(&snapshot, &pepper)?;
+    let shown = snapshot.redacted().diff(&target.redacted());
+    if dry_run || snapshot.diff(&target).is_empty() {
+        return Ok((entry.version, shown));
     }
     tx.replace_all(&target).await?;
     let version = commit(state, tx, &change).await?;
-    Ok((version, diff))
+    Ok((version, shown))
 }
 
 /// `POST /config/rollback {"version": V}`: a new version with V's content.
@@ -198,7 +216,7 @@ async fn rollback(
         entity_name: Some(&label),
     };
     // Ids are part of V's content, so the target is V as stored.
-    let (version, diff) = replace(&state, |_| old.snapshot.clone(), false, change).await?;
+    let (version, diff) = replace(&state, |_, _| Ok(old.snapshot.clone()), false, change).await?;
     Ok(applied(None, version, diff))
 }
 
@@ -209,7 +227,7 @@ async fn export(
     headers: HeaderMap,
     raw: RawQuery,
 ) -> Result<Response, Error> {
-    let q = query(raw)?;
+    let q = query(raw, &["format"])?;
     let format = match q.get("format").map(String::as_str) {
         Some("yaml") => Format::Yaml,
         Some("json") => Format::Json,
@@ -251,7 +269,7 @@ async fn import(
     raw: RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Error> {
-    let q = query(raw)?;
+    let q = query(raw, &["dry_run"])?;
     let dry_run = match q.get("dry_run").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
@@ -276,7 +294,8 @@ async fn import(
         entity_id: None,
         entity_name: None,
     };
-    let (version, diff) = replace(&state, |cur| doc.to_snapshot(cur), dry_run, change).await?;
+    let target = |cur: &Snapshot, pepper: &str| import::target(doc, cur, pepper);
+    let (version, diff) = replace(&state, target, dry_run, change).await?;
     Ok(applied(Some(dry_run), version, diff))
 }
 

@@ -78,6 +78,7 @@ fn integral_floats_to_integers(value: &mut Value) {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawListParams {
     limit: Option<String>,
     after: Option<String>,

@@ -3,10 +3,13 @@
 
 mod admin;
 mod cluster_view;
+mod credentials;
 mod entities;
 mod history;
+mod import;
 mod input;
 pub mod openapi;
+mod policy;
 mod problem;
 
 use std::time::Duration;
@@ -19,7 +22,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use turnpike_model::{RouteSpec, UpstreamSpec};
+use turnpike_model::{CertificateSpec, ConsumerSpec, PluginSpec, RouteSpec, UpstreamSpec};
 
 pub use entities::VERSION_HEADER;
 
@@ -53,6 +56,9 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new();
     let api = entity_routes!(api, "/upstreams", UpstreamSpec);
     let api = entity_routes!(api, "/routes", RouteSpec);
+    let api = entity_routes!(api, "/consumers", ConsumerSpec);
+    let api = entity_routes!(api, "/plugins", PluginSpec);
+    let api = entity_routes!(api, "/certificates", CertificateSpec);
     let api = api
         .route("/config", get(cluster_view::config))
         .route("/data-planes", get(cluster_view::data_planes))
@@ -63,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/audit-log", get(admin::audit_log))
         .merge(history::routes())
+        .merge(credentials::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
 

@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 
 use axum::Json;
 use serde_json::{Value, json};
-use turnpike_model::{Algorithm, FieldError, RouteSpec, Target, Timeouts, UpstreamSpec};
+use turnpike_model::{
+    Algorithm, CertificateSpec, ConsumerSpec, FieldError, PluginSpec, RouteSpec, Target, Timeouts,
+    UpstreamSpec,
+};
 use utoipa::openapi::{ComponentsBuilder, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -17,11 +20,15 @@ use super::cluster_view::{DataPlaneView, DataPlanes};
 use crate::store::{AuditEntry, TokenInfo, VersionInfo};
 
 mod paths;
+mod schemas;
 
 /// Entities with full CRUD: (collection path, spec schema, object schema).
-pub const ENTITIES: [(&str, &str, &str); 2] = [
+pub const ENTITIES: [(&str, &str, &str); 5] = [
     ("upstreams", "UpstreamSpec", "Upstream"),
     ("routes", "RouteSpec", "Route"),
+    ("consumers", "ConsumerSpec", "Consumer"),
+    ("plugins", "PluginSpec", "Plugin"),
+    ("certificates", "CertificateSpec", "Certificate"),
 ];
 
 pub async fn serve() -> Json<Value> {
@@ -39,6 +46,9 @@ pub fn document() -> Value {
     for (name, s) in [
         schema::<UpstreamSpec>(),
         schema::<RouteSpec>(),
+        schema::<ConsumerSpec>(),
+        schema::<PluginSpec>(),
+        schema::<CertificateSpec>(),
         schema::<Target>(),
         schema::<Timeouts>(),
         schema::<Algorithm>(),
@@ -60,10 +70,16 @@ pub fn document() -> Value {
         schemas[object] = object_schema(&schemas[spec]);
         patch_schema(&mut schemas, spec);
     }
+    schemas::certificate_view(&mut schemas["Certificate"]);
     let extra = handwritten_schemas();
     for (k, v) in extra.as_object().expect("object") {
         schemas[k] = v.clone();
     }
+    // A route of the declarative document also carries its plugins.
+    let mut doc_route = schemas["RouteSpec"].clone();
+    doc_route["properties"]["plugins"] = json!({"type": ["array", "null"], "items": {"type": "object"},
+        "description": "plugins scoped to this route (name, config, consumer by username, enabled, tags)"});
+    schemas["DocumentRoute"] = doc_route;
 
     let mut paths = serde_json::Map::new();
     for (collection, spec, object) in ENTITIES {
@@ -71,6 +87,7 @@ pub fn document() -> Value {
     }
     paths::other(&mut paths);
     paths::history(&mut paths);
+    paths::credentials(&mut paths);
 
     json!({
         "openapi": "3.1.0",
@@ -115,96 +132,9 @@ fn handwritten_schemas() -> Value {
     for (_, _, object) in ENTITIES {
         out[format!("{object}List")] = list_of(object, "string");
     }
-    history_schemas(&mut out);
+    schemas::history(&mut out);
+    schemas::credentials(&mut out);
     out
-}
-
-/// Schemas of the whole-config endpoints; the per-kind parts follow
-/// [`ENTITIES`], as `model::diff` and `model::declarative` do.
-fn history_schemas(out: &mut Value) {
-    let entry = json!({
-        "type": "object",
-        "required": ["version", "hash", "created_at", "author", "summary"],
-        "properties": {
-            "version": {"type": "integer"},
-            "hash": {"type": "string"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "author": {"type": "string"},
-            "summary": {"type": "string"}
-        }
-    });
-    let mut detail = entry.clone();
-    detail["properties"]["config"] = json!({"$ref": "#/components/schemas/Document"});
-    detail["required"]
-        .as_array_mut()
-        .expect("array")
-        .push(json!("config"));
-    out["VersionEntry"] = entry;
-    out["VersionPage"] = list_of("VersionEntry", "string");
-    out["VersionDetail"] = detail;
-    out["FieldChange"] = json!({
-        "type": "object",
-        "required": ["field", "from", "to"],
-        "properties": {"field": {"type": "string", "examples": ["targets[0].address"]}, "from": {}, "to": {}}
-    });
-    let id_name = json!({"id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}});
-    let mut diff_props = serde_json::Map::new();
-    let mut doc_props = serde_json::Map::new();
-    doc_props.insert(
-        "format_version".into(),
-        json!({"type": "string", "enum": ["1"]}),
-    );
-    for (collection, spec, _) in ENTITIES {
-        let spec_ref = json!({"$ref": format!("#/components/schemas/{spec}")});
-        let mut added = json!({"type": "object", "required": ["id", "name", "spec"], "properties": id_name.clone()});
-        added["properties"]["spec"] = spec_ref.clone();
-        let mut changed = added.clone();
-        changed["properties"]["fields"] =
-            json!({"type": "array", "items": {"$ref": "#/components/schemas/FieldChange"}});
-        changed["required"]
-            .as_array_mut()
-            .expect("array")
-            .push(json!("fields"));
-        diff_props.insert(
-            collection.into(),
-            json!({
-                "type": "object",
-                "required": ["added", "removed", "changed"],
-                "properties": {
-                    "added": {"type": "array", "items": added},
-                    "removed": {"type": "array", "items": {"type": "object", "required": ["id", "name"], "properties": id_name.clone()}},
-                    "changed": {"type": "array", "items": changed}
-                }
-            }),
-        );
-        // YAML users write an empty key as `plugins:`, which is null.
-        doc_props.insert(
-            collection.into(),
-            json!({"type": ["array", "null"], "items": spec_ref}),
-        );
-    }
-    out["ConfigDiff"] = json!({"type": "object", "properties": diff_props});
-    out["Document"] = json!({
-        "type": "object",
-        "description": "The declarative config: entities by name, no ids. Routes name their upstream.",
-        "required": ["format_version"],
-        "properties": doc_props
-    });
-    out["Applied"] = json!({
-        "type": "object",
-        "required": ["version", "diff"],
-        "properties": {
-            "dry_run": {"type": "boolean"},
-            "version": {"type": "integer", "description": "the version now current (unchanged on a dry run)"},
-            "diff": {"$ref": "#/components/schemas/ConfigDiff"}
-        }
-    });
-    out["RollbackRequest"] = json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["version"],
-        "properties": {"version": {"type": "integer", "minimum": 1}}
-    });
 }
 
 /// What the API answers for an entity: its spec (as stored, so no field is

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
-use turnpike_model::{RouteSpec, UpstreamSpec};
+use turnpike_model::{CertificateSpec, ConsumerSpec, PluginSpec, RouteSpec, UpstreamSpec};
 use uuid::Uuid;
 
 use super::{Store, WriteTx};
@@ -18,6 +18,9 @@ use crate::error::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, pg_code};
 pub enum EntityKind {
     Upstream,
     Route,
+    Consumer,
+    Plugin,
+    Certificate,
 }
 
 impl EntityKind {
@@ -25,24 +28,72 @@ impl EntityKind {
         match self {
             EntityKind::Upstream => "upstream",
             EntityKind::Route => "route",
+            EntityKind::Consumer => "consumer",
+            EntityKind::Plugin => "plugin",
+            EntityKind::Certificate => "certificate",
         }
     }
 
     /// Table names come from this closed set only, which is what makes the
     /// `AssertSqlSafe` below sound.
-    fn table(self) -> &'static str {
+    pub(crate) fn table(self) -> &'static str {
         match self {
             EntityKind::Upstream => "upstreams",
             EntityKind::Route => "routes",
+            EntityKind::Consumer => "consumers",
+            EntityKind::Plugin => "plugins",
+            EntityKind::Certificate => "certificates",
         }
     }
+
+    /// The unique column a key that is not a UUID is looked up by. Plugins
+    /// and certificates have none: they are found by id only.
+    pub(crate) fn key_column(self) -> Option<&'static str> {
+        match self {
+            EntityKind::Upstream | EntityKind::Route => Some("name"),
+            EntityKind::Consumer => Some("username"),
+            EntityKind::Plugin | EntityKind::Certificate => None,
+        }
+    }
+
+    /// The text column written from [`EntitySpec::name`]: unique for the
+    /// named kinds, plain for plugins (their scope index uses it).
+    fn label_column(self) -> Option<&'static str> {
+        match self {
+            EntityKind::Plugin => Some("name"),
+            other => other.key_column(),
+        }
+    }
+
+    /// Reference columns beside the spec, in the order [`Refs`] binds them.
+    fn ref_columns(self) -> &'static [&'static str] {
+        match self {
+            EntityKind::Route => &["upstream_id"],
+            EntityKind::Plugin => &["route_id", "consumer_id"],
+            _ => &[],
+        }
+    }
+}
+
+/// The reference columns of a row, resolved from its spec.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refs {
+    pub upstream: Option<Uuid>,
+    pub route: Option<Uuid>,
+    pub consumer: Option<Uuid>,
 }
 
 /// A spec type the store can keep.
 pub trait EntitySpec: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
     const KIND: EntityKind;
+    /// The unique key (name, username), or a label for kinds without one
+    /// (a plugin's name, a certificate's first SNI) used in logs and 409s.
     fn name(&self) -> &str;
     fn tags(&self) -> &[String];
+    /// SNIs, kept unique across certificates in a side table.
+    fn snis(&self) -> &[String] {
+        &[]
+    }
 }
 
 impl EntitySpec for UpstreamSpec {
@@ -62,6 +113,39 @@ impl EntitySpec for RouteSpec {
     }
     fn tags(&self) -> &[String] {
         &self.tags
+    }
+}
+
+impl EntitySpec for ConsumerSpec {
+    const KIND: EntityKind = EntityKind::Consumer;
+    fn name(&self) -> &str {
+        &self.username
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
+    }
+}
+
+impl EntitySpec for PluginSpec {
+    const KIND: EntityKind = EntityKind::Plugin;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
+    }
+}
+
+impl EntitySpec for CertificateSpec {
+    const KIND: EntityKind = EntityKind::Certificate;
+    fn name(&self) -> &str {
+        self.label()
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
+    }
+    fn snis(&self) -> &[String] {
+        &self.snis
     }
 }
 
@@ -93,11 +177,21 @@ fn from_row<S>((id, spec, created_at, updated_at): Row<S>) -> Stored<S> {
     }
 }
 
-/// `WHERE` clause for a key that is either an id or a name.
-fn key_clause(key: &str) -> (&'static str, KeyBind) {
-    match Uuid::parse_str(key) {
-        Ok(id) => ("id = $1", KeyBind::Id(id)),
-        Err(_) => ("name = $1", KeyBind::Name(key.to_owned())),
+/// `WHERE` clause for a key that is either an id or the kind's unique
+/// column (trusted text: it comes from [`EntityKind::key_column`]). A kind
+/// without one is found by id only: None for any other key.
+fn key_clause(kind: EntityKind, key: &str) -> Option<(String, KeyBind)> {
+    match (Uuid::parse_str(key), kind.key_column()) {
+        (Ok(id), _) => Some(("id = $1".to_owned(), KeyBind::Id(id))),
+        (Err(_), Some(column)) => Some((format!("{column} = $1"), KeyBind::Name(key.to_owned()))),
+        (Err(_), None) => None,
+    }
+}
+
+fn not_found(kind: EntityKind, key: &str) -> Error {
+    Error::NotFound {
+        kind: kind.singular(),
+        key: key.to_owned(),
     }
 }
 
@@ -117,7 +211,7 @@ macro_rules! bind_key {
 
 impl Store {
     pub async fn get<S: EntitySpec>(&self, key: &str) -> Result<Stored<S>, Error> {
-        let (clause, k) = key_clause(key);
+        let (clause, k) = key_clause(S::KIND, key).ok_or_else(|| not_found(S::KIND, key))?;
         let sql = format!(
             "SELECT id, spec, created_at, updated_at FROM {} WHERE {clause}",
             S::KIND.table()
@@ -169,7 +263,7 @@ impl Store {
 impl WriteTx {
     /// Reads an entity and locks its row until the transaction ends.
     pub async fn get_for_update<S: EntitySpec>(&mut self, key: &str) -> Result<Stored<S>, Error> {
-        let (clause, k) = key_clause(key);
+        let (clause, k) = key_clause(S::KIND, key).ok_or_else(|| not_found(S::KIND, key))?;
         let sql = format!(
             "SELECT id, spec, created_at, updated_at FROM {} WHERE {clause} FOR UPDATE",
             S::KIND.table()
@@ -187,8 +281,15 @@ impl WriteTx {
 
     /// The id of the upstream with this id or name.
     pub async fn resolve_upstream(&mut self, key: &str) -> Result<Option<Uuid>, Error> {
-        let (clause, k) = key_clause(key);
-        let sql = format!("SELECT id FROM upstreams WHERE {clause}");
+        self.resolve(EntityKind::Upstream, key).await
+    }
+
+    /// The id of the entity of `kind` with this id or unique key.
+    pub async fn resolve(&mut self, kind: EntityKind, key: &str) -> Result<Option<Uuid>, Error> {
+        let Some((clause, k)) = key_clause(kind, key) else {
+            return Ok(None);
+        };
+        let sql = format!("SELECT id FROM {} WHERE {clause}", kind.table());
         let q = sqlx::query_as::<_, (Uuid,)>(AssertSqlSafe(sql));
         Ok(bind_key!(q, k)
             .fetch_optional(self.conn())
@@ -196,55 +297,58 @@ impl WriteTx {
             .map(|r| r.0))
     }
 
-    /// Inserts or replaces the entity `id`. `upstream_id` is the reference
-    /// column of routes (None for other kinds).
+    /// Inserts or replaces the entity `id`, with its reference columns.
     pub async fn upsert<S: EntitySpec>(
         &mut self,
         id: Uuid,
         spec: &S,
-        upstream_id: Option<Uuid>,
+        refs: &Refs,
     ) -> Result<Stored<S>, Error> {
         let kind = S::KIND;
-        let (extra_col, extra_val, extra_set) = match kind {
-            EntityKind::Route => (
-                ", upstream_id",
-                ", $5",
-                ", upstream_id = EXCLUDED.upstream_id",
-            ),
-            EntityKind::Upstream => ("", "", ""),
-        };
+        let mut columns = vec!["id", "spec", "tags"];
+        columns.extend(kind.label_column());
+        columns.extend(kind.ref_columns());
+        let values: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+        let updates: Vec<String> = columns[1..]
+            .iter()
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect();
+        // Column names come from the closed lists above.
         let sql = format!(
-            "INSERT INTO {table} (id, name, spec, tags, created_at, updated_at{extra_col})
-             VALUES ($1, $2, $3, $4, now(), now(){extra_val})
-             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, spec = EXCLUDED.spec,
-                 tags = EXCLUDED.tags, updated_at = now(){extra_set}
+            "INSERT INTO {table} ({columns}, created_at, updated_at)
+             VALUES ({values}, now(), now())
+             ON CONFLICT (id) DO UPDATE SET {updates}, updated_at = now()
              RETURNING id, spec, created_at, updated_at",
-            table = kind.table()
+            table = kind.table(),
+            columns = columns.join(", "),
+            values = values.join(", "),
+            updates = updates.join(", "),
         );
         let mut q = sqlx::query_as::<_, Row<S>>(AssertSqlSafe(sql))
             .bind(id)
-            .bind(spec.name())
             .bind(Json(spec))
             .bind(spec.tags());
-        if kind == EntityKind::Route {
-            q = q.bind(upstream_id);
+        if kind.label_column().is_some() {
+            q = q.bind(spec.name());
         }
-        match q.fetch_one(self.conn()).await {
-            Ok(row) => Ok(from_row(row)),
+        for column in kind.ref_columns() {
+            q = q.bind(match *column {
+                "upstream_id" => refs.upstream,
+                "route_id" => refs.route,
+                _ => refs.consumer,
+            });
+        }
+        let stored = match q.fetch_one(self.conn()).await {
+            Ok(row) => from_row(row),
             Err(e) if pg_code(&e).as_deref() == Some(UNIQUE_VIOLATION) => {
-                Err(Error::Conflict(format!(
-                    "a{} {} named '{}' already exists",
-                    if kind == EntityKind::Upstream {
-                        "n"
-                    } else {
-                        ""
-                    },
-                    kind.singular(),
-                    spec.name()
-                )))
+                return Err(unique_conflict(kind, spec.name(), refs));
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+        if kind == EntityKind::Certificate {
+            self.put_snis(id, spec.snis()).await?;
         }
+        Ok(stored)
     }
 
     pub async fn delete(&mut self, kind: EntityKind, id: Uuid) -> Result<(), Error> {
@@ -256,10 +360,10 @@ impl WriteTx {
         {
             Ok(_) => Ok(()),
             Err(e) if pg_code(&e).as_deref() == Some(FOREIGN_KEY_VIOLATION) => {
-                // The failed statement aborted the transaction; name the
-                // referencing routes from a fresh read.
+                // The API names the users first (`users_of`); this is the
+                // database's guard for anything that slips past it.
                 Err(Error::Conflict(format!(
-                    "{} {id} is still referenced by routes",
+                    "{} {id} is still referenced by other entities",
                     kind.singular()
                 )))
             }
@@ -267,13 +371,44 @@ impl WriteTx {
         }
     }
 
-    /// Names of the routes that use this upstream, for a helpful 409.
-    pub async fn routes_using(&mut self, upstream: Uuid) -> Result<Vec<String>, Error> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT name FROM routes WHERE upstream_id = $1 ORDER BY name LIMIT 20")
-                .bind(upstream)
-                .fetch_all(self.conn())
-                .await?;
+    /// What still refers to entity `id` of `kind` and blocks its deletion
+    /// (`route users-api`, `plugin rate-limit <id>`), for a helpful 409.
+    /// Credentials do not block: they go with their consumer.
+    pub async fn users_of(&mut self, kind: EntityKind, id: Uuid) -> Result<Vec<String>, Error> {
+        let sql = match kind {
+            EntityKind::Upstream => {
+                "SELECT 'route ' || name FROM routes WHERE upstream_id = $1 ORDER BY name LIMIT 20"
+            }
+            EntityKind::Route => {
+                "SELECT 'plugin ' || name || ' ' || id FROM plugins WHERE route_id = $1
+                 ORDER BY name, id LIMIT 20"
+            }
+            EntityKind::Consumer => {
+                "SELECT 'plugin ' || name || ' ' || id FROM plugins WHERE consumer_id = $1
+                 ORDER BY name, id LIMIT 20"
+            }
+            EntityKind::Plugin | EntityKind::Certificate => return Ok(Vec::new()),
+        };
+        let rows: Vec<(String,)> = sqlx::query_as(sql).bind(id).fetch_all(self.conn()).await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
+}
+
+/// The 409 for a unique violation: each kind has one unique key (SNIs are
+/// checked on their own, see `put_snis`).
+fn unique_conflict(kind: EntityKind, name: &str, refs: &Refs) -> Error {
+    Error::Conflict(match kind {
+        EntityKind::Plugin => {
+            let scope = match (refs.route, refs.consumer) {
+                (None, None) => "globally".to_owned(),
+                (Some(r), None) => format!("on route {r}"),
+                (None, Some(c)) => format!("for consumer {c}"),
+                (Some(r), Some(c)) => format!("on route {r} for consumer {c}"),
+            };
+            format!("a '{name}' plugin already exists {scope}; at most one per scope")
+        }
+        EntityKind::Consumer => format!("a consumer with username '{name}' already exists"),
+        EntityKind::Upstream => format!("an upstream named '{name}' already exists"),
+        _ => format!("a {} named '{name}' already exists", kind.singular()),
+    })
 }

@@ -11,12 +11,15 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use prost::Message;
 use serde::Serialize;
+use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
-use turnpike_model::{RouteSpec, Snapshot, UpstreamSpec};
+use turnpike_model::{
+    CertificateSpec, ConsumerSpec, CredentialSpec, PluginSpec, RouteSpec, Snapshot, UpstreamSpec,
+};
 use turnpike_proto as proto;
 use uuid::Uuid;
 
-use super::{EntityKind, Store, WriteTx};
+use super::{EntityKind, Refs, Store, WriteTx};
 use crate::Error;
 
 /// One version as the history lists it.
@@ -57,7 +60,9 @@ fn decode(
 ) -> Result<StoredVersion, Error> {
     let broken = |e: String| Error::Internal(format!("stored config version {version}: {e}"));
     let config = proto::Config::decode(bytes.as_slice()).map_err(|e| broken(e.to_string()))?;
-    let snapshot = Snapshot::try_from(proto::Snapshot {
+    // `decode`, not `TryFrom`: that one is the data plane's, which refuses
+    // what it cannot enforce yet.
+    let snapshot = Snapshot::decode(proto::Snapshot {
         version: version as u64,
         hash: hash.clone(),
         config: Some(config),
@@ -139,17 +144,40 @@ impl Store {
     }
 }
 
-/// Rows of one entity table, by id.
+/// Rows of one table (trusted name), by id.
 async fn current<S: serde::de::DeserializeOwned + Send + Unpin + 'static>(
     tx: &mut WriteTx,
-    kind: EntityKind,
+    table: &str,
 ) -> Result<HashMap<Uuid, S>, Error> {
-    let sql = match kind {
-        EntityKind::Upstream => "SELECT id, spec FROM upstreams",
-        EntityKind::Route => "SELECT id, spec FROM routes",
-    };
-    let rows: Vec<(Uuid, Json<S>)> = sqlx::query_as(sql).fetch_all(tx.conn()).await?;
+    let sql = format!("SELECT id, spec FROM {table}");
+    let rows: Vec<(Uuid, Json<S>)> = sqlx::query_as(AssertSqlSafe(sql))
+        .fetch_all(tx.conn())
+        .await?;
     Ok(rows.into_iter().map(|(id, s)| (id, s.0)).collect())
+}
+
+/// The ids of `current` absent from `wanted`, and of those present in both
+/// with another spec.
+fn gone_and_changed<S: PartialEq>(
+    current: &HashMap<Uuid, S>,
+    wanted: &HashMap<Uuid, &S>,
+) -> (Vec<Uuid>, Vec<Uuid>) {
+    let gone = current
+        .keys()
+        .filter(|id| !wanted.contains_key(id))
+        .copied()
+        .collect();
+    let changed = current
+        .iter()
+        .filter(|(id, s)| wanted.get(id).is_some_and(|w| *w != *s))
+        .map(|(id, _)| *id)
+        .collect();
+    (gone, changed)
+}
+
+fn id_ref(field: &str, owner: Uuid, raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw)
+        .map_err(|_| Error::Internal(format!("{owner}: {field} '{raw}' is not an id")))
 }
 
 impl WriteTx {
@@ -164,88 +192,148 @@ impl WriteTx {
     /// specs). Unchanged rows are not touched, so their `updated_at` stays;
     /// rows that stay keep their `created_at`.
     ///
-    /// Order matters: routes reference upstreams (`ON DELETE RESTRICT`) and
-    /// names are unique. Routes that go are deleted first; then rows whose
-    /// name changes, and upstreams that go, get a placeholder name (with a
-    /// character names may not contain), so a name can move from one id to
-    /// another; then upstreams and routes are written; the upstreams that
-    /// go are deleted last, when no route points at them any more.
+    /// Order matters: plugins reference routes and consumers, routes
+    /// upstreams (all `RESTRICT`), and names, usernames, plugin scopes,
+    /// credential keys and SNIs are unique. So: what goes and references
+    /// others is deleted first (plugins, routes, credentials, certificates);
+    /// then every unique value that moves is parked (a placeholder with a
+    /// character names may not contain, SNIs of changed certificates
+    /// dropped); then everything is written, referenced kinds first; the
+    /// upstreams and consumers that go are deleted last.
     pub async fn replace_all(&mut self, target: &Snapshot) -> Result<(), Error> {
-        let upstreams: HashMap<Uuid, UpstreamSpec> = current(self, EntityKind::Upstream).await?;
-        let routes: HashMap<Uuid, RouteSpec> = current(self, EntityKind::Route).await?;
-        let wanted_upstreams: HashMap<Uuid, &UpstreamSpec> =
-            target.upstreams.iter().map(|u| (u.id, &u.spec)).collect();
-        let wanted_routes: HashMap<Uuid, &RouteSpec> =
-            target.routes.iter().map(|r| (r.id, &r.spec)).collect();
+        let upstreams: HashMap<Uuid, UpstreamSpec> = current(self, "upstreams").await?;
+        let routes: HashMap<Uuid, RouteSpec> = current(self, "routes").await?;
+        let consumers: HashMap<Uuid, ConsumerSpec> = current(self, "consumers").await?;
+        let credentials: HashMap<Uuid, CredentialSpec> = current(self, "credentials").await?;
+        let plugins: HashMap<Uuid, PluginSpec> = current(self, "plugins").await?;
+        let certificates: HashMap<Uuid, CertificateSpec> = current(self, "certificates").await?;
 
-        for id in routes.keys().filter(|id| !wanted_routes.contains_key(id)) {
+        let want_u: HashMap<Uuid, &UpstreamSpec> =
+            target.upstreams.iter().map(|u| (u.id, &u.spec)).collect();
+        let want_r: HashMap<Uuid, &RouteSpec> =
+            target.routes.iter().map(|r| (r.id, &r.spec)).collect();
+        let want_c: HashMap<Uuid, &ConsumerSpec> =
+            target.consumers.iter().map(|c| (c.id, &c.spec)).collect();
+        let want_cr: HashMap<Uuid, &CredentialSpec> =
+            target.credentials.iter().map(|c| (c.id, &c.spec)).collect();
+        let want_p: HashMap<Uuid, &PluginSpec> =
+            target.plugins.iter().map(|p| (p.id, &p.spec)).collect();
+        let want_ce: HashMap<Uuid, &CertificateSpec> = target
+            .certificates
+            .iter()
+            .map(|c| (c.id, &c.spec))
+            .collect();
+
+        let (gone_u, changed_u) = gone_and_changed(&upstreams, &want_u);
+        let (gone_r, changed_r) = gone_and_changed(&routes, &want_r);
+        let (gone_c, changed_c) = gone_and_changed(&consumers, &want_c);
+        let (gone_cr, changed_cr) = gone_and_changed(&credentials, &want_cr);
+        let (gone_p, changed_p) = gone_and_changed(&plugins, &want_p);
+        let (gone_ce, changed_ce) = gone_and_changed(&certificates, &want_ce);
+
+        for id in &gone_p {
+            self.delete(EntityKind::Plugin, *id).await?;
+        }
+        for id in &gone_r {
             self.delete(EntityKind::Route, *id).await?;
         }
-        let doomed_upstreams: Vec<Uuid> = upstreams
-            .keys()
-            .filter(|id| !wanted_upstreams.contains_key(id))
-            .copied()
-            .collect();
-        let renamed_upstreams = upstreams.iter().filter_map(|(id, s)| {
-            wanted_upstreams
-                .get(id)
-                .filter(|w| w.name != s.name)
-                .map(|_| *id)
-        });
-        let park: Vec<Uuid> = doomed_upstreams
-            .iter()
-            .copied()
-            .chain(renamed_upstreams)
-            .collect();
-        self.park_names(EntityKind::Upstream, &park).await?;
-        let renamed_routes: Vec<Uuid> = routes
-            .iter()
-            .filter_map(|(id, s)| {
-                wanted_routes
-                    .get(id)
-                    .filter(|w| w.name != s.name)
-                    .map(|_| *id)
-            })
-            .collect();
-        self.park_names(EntityKind::Route, &renamed_routes).await?;
+        for id in &gone_cr {
+            self.delete_credential(*id).await?;
+        }
+        for id in &gone_ce {
+            self.delete(EntityKind::Certificate, *id).await?;
+        }
+        self.clear_snis(&changed_ce).await?;
+        let parked_u: Vec<Uuid> = gone_u.iter().chain(&changed_u).copied().collect();
+        let parked_c: Vec<Uuid> = gone_c.iter().chain(&changed_c).copied().collect();
+        self.park("upstreams", "name", &parked_u).await?;
+        self.park("routes", "name", &changed_r).await?;
+        self.park("consumers", "username", &parked_c).await?;
+        self.park("plugins", "name", &changed_p).await?;
+        self.park("credentials", "lookup", &changed_cr).await?;
 
-        for u in &target.upstreams {
-            if upstreams.get(&u.id) != Some(&u.spec) {
-                self.upsert(u.id, &u.spec, None).await?;
-            }
+        let none = Refs::default();
+        for u in target
+            .upstreams
+            .iter()
+            .filter(|u| upstreams.get(&u.id) != Some(&u.spec))
+        {
+            self.upsert(u.id, &u.spec, &none).await?;
         }
-        for r in &target.routes {
-            if routes.get(&r.id) != Some(&r.spec) {
-                let upstream = Uuid::parse_str(&r.spec.upstream).map_err(|_| {
-                    Error::Internal(format!(
-                        "route {} refers to upstream '{}', not an id",
-                        r.id, r.spec.upstream
-                    ))
-                })?;
-                self.upsert(r.id, &r.spec, Some(upstream)).await?;
-            }
+        for r in target
+            .routes
+            .iter()
+            .filter(|r| routes.get(&r.id) != Some(&r.spec))
+        {
+            let upstream = Some(id_ref("upstream", r.id, &r.spec.upstream)?);
+            self.upsert(r.id, &r.spec, &Refs { upstream, ..none })
+                .await?;
         }
-        for id in doomed_upstreams {
+        for c in target
+            .consumers
+            .iter()
+            .filter(|c| consumers.get(&c.id) != Some(&c.spec))
+        {
+            self.upsert(c.id, &c.spec, &none).await?;
+        }
+        for c in target
+            .credentials
+            .iter()
+            .filter(|c| credentials.get(&c.id) != Some(&c.spec))
+        {
+            self.put_credential(c.id, &c.spec).await?;
+        }
+        for c in target
+            .certificates
+            .iter()
+            .filter(|c| certificates.get(&c.id) != Some(&c.spec))
+        {
+            self.upsert(c.id, &c.spec, &none).await?;
+        }
+        for p in target
+            .plugins
+            .iter()
+            .filter(|p| plugins.get(&p.id) != Some(&p.spec))
+        {
+            let refs = Refs {
+                route: p
+                    .spec
+                    .route
+                    .as_deref()
+                    .map(|r| id_ref("route", p.id, r))
+                    .transpose()?,
+                consumer: p
+                    .spec
+                    .consumer
+                    .as_deref()
+                    .map(|c| id_ref("consumer", p.id, c))
+                    .transpose()?,
+                ..none
+            };
+            self.upsert(p.id, &p.spec, &refs).await?;
+        }
+        for id in gone_c {
+            self.delete(EntityKind::Consumer, id).await?;
+        }
+        for id in gone_u {
             self.delete(EntityKind::Upstream, id).await?;
         }
         Ok(())
     }
 
-    /// Frees the names of `ids` for the rest of this transaction ('#' never
-    /// appears in an entity name).
-    async fn park_names(&mut self, kind: EntityKind, ids: &[Uuid]) -> Result<(), Error> {
+    /// Frees the unique `column` of `ids` in `table` (trusted names) for the
+    /// rest of this transaction ('#' never appears in a name, username,
+    /// plugin name or key digest).
+    async fn park(&mut self, table: &str, column: &str, ids: &[Uuid]) -> Result<(), Error> {
         if ids.is_empty() {
             return Ok(());
         }
-        let sql = match kind {
-            EntityKind::Upstream => {
-                "UPDATE upstreams SET name = '#parked ' || id::text WHERE id = ANY($1)"
-            }
-            EntityKind::Route => {
-                "UPDATE routes SET name = '#parked ' || id::text WHERE id = ANY($1)"
-            }
-        };
-        sqlx::query(sql).bind(ids).execute(self.conn()).await?;
+        let sql =
+            format!("UPDATE {table} SET {column} = '#parked ' || id::text WHERE id = ANY($1)");
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(ids)
+            .execute(self.conn())
+            .await?;
         Ok(())
     }
 }

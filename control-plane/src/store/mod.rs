@@ -6,6 +6,7 @@ mod admin;
 mod entities;
 mod fleet;
 pub mod history;
+mod policy;
 mod versions;
 
 use std::str::FromStr;
@@ -16,7 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 pub use admin::{AuditEntry, TokenInfo};
-pub use entities::{EntityKind, EntitySpec, ListPage, Stored};
+pub use entities::{EntityKind, EntitySpec, ListPage, Refs, Stored};
 pub use fleet::{DataPlaneRow, HelloInfo};
 pub use versions::{Change, VersionInfo, WriteTx};
 

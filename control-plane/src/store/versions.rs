@@ -6,9 +6,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use prost::Message;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, Transaction};
-use turnpike_model::{Route, RouteSpec, Snapshot, Upstream, UpstreamSpec};
+use turnpike_model::{Certificate, Consumer, Credential, Plugin, Route, Snapshot, Upstream};
 use turnpike_proto as proto;
+use uuid::Uuid;
 
 use super::Store;
 use crate::Error;
@@ -161,24 +164,51 @@ impl WriteTx {
     }
 
     async fn build_snapshot(&mut self, version: u64) -> Result<Snapshot, Error> {
-        let upstreams: Vec<(uuid::Uuid, sqlx::types::Json<UpstreamSpec>)> =
-            sqlx::query_as("SELECT id, spec FROM upstreams")
-                .fetch_all(&mut *self.tx)
-                .await?;
-        let routes: Vec<(uuid::Uuid, sqlx::types::Json<RouteSpec>)> =
-            sqlx::query_as("SELECT id, spec FROM routes")
-                .fetch_all(&mut *self.tx)
-                .await?;
-        Ok(Snapshot::new(
+        Ok(Snapshot {
             version,
-            upstreams
-                .into_iter()
-                .map(|(id, s)| Upstream { id, spec: s.0 })
-                .collect(),
-            routes
-                .into_iter()
-                .map(|(id, s)| Route { id, spec: s.0 })
-                .collect(),
-        ))
+            upstreams: rows(
+                &mut self.tx,
+                "SELECT id, spec FROM upstreams",
+                |id, spec| Upstream { id, spec },
+            )
+            .await?,
+            routes: rows(&mut self.tx, "SELECT id, spec FROM routes", |id, spec| {
+                Route { id, spec }
+            })
+            .await?,
+            consumers: rows(
+                &mut self.tx,
+                "SELECT id, spec FROM consumers",
+                |id, spec| Consumer { id, spec },
+            )
+            .await?,
+            credentials: rows(
+                &mut self.tx,
+                "SELECT id, spec FROM credentials",
+                |id, spec| Credential { id, spec },
+            )
+            .await?,
+            plugins: rows(&mut self.tx, "SELECT id, spec FROM plugins", |id, spec| {
+                Plugin { id, spec }
+            })
+            .await?,
+            certificates: rows(
+                &mut self.tx,
+                "SELECT id, spec FROM certificates",
+                |id, spec| Certificate { id, spec },
+            )
+            .await?,
+        }
+        .canonical())
     }
+}
+
+/// Every row of one entity table as its snapshot type.
+async fn rows<S: DeserializeOwned + Send + Unpin + 'static, T>(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    make: impl Fn(Uuid, S) -> T,
+) -> Result<Vec<T>, Error> {
+    let rows: Vec<(Uuid, Json<S>)> = sqlx::query_as(sql).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(id, s)| make(id, s.0)).collect())
 }

@@ -203,14 +203,14 @@ upstreams:
 routes:
   - name: r
     upstream: missing
-consumers: [{username: alice}]
+consumers: [{username: alice, credentials: [{type: basic-auth, username: alice}]}]
 "#;
     let r = api.import("", YAML, doc).await;
     assert_eq!(
         fields(&r),
         [
-            "consumers",
             "upstreams[1].targets[0].address",
+            "consumers[0].credentials[0].password",
             "routes[0].upstream"
         ]
     );

@@ -250,13 +250,17 @@ mod tests {
         // Policies this data plane cannot enforce are refused, not ignored.
         let mut with_plugin = snapshot(8);
         let config = with_plugin.config.as_mut().unwrap();
+        // A valid plugin, so the refusal (not a parse error) is what answers.
         config.plugins.push(proto::Plugin {
             id: Uuid::now_v7().to_string(),
             name: "key-auth".into(),
+            config_json: "{}".into(),
+            enabled: true,
             ..Default::default()
         });
         with_plugin.hash = turnpike_model::snapshot::hash_config(config);
-        assert!(nack_error(apply(&shared, with_plugin).await).contains("plugins"));
+        let error = nack_error(apply(&shared, with_plugin).await);
+        assert!(error.contains("plugins are not supported"), "{error}");
 
         let still = shared.config.load();
         assert_eq!(

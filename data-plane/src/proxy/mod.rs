@@ -59,7 +59,7 @@ async fn forward(
     let host_str = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
     let m = config
         .router
-        .lookup(host_str, req.uri().path(), req.method())
+        .lookup(host_str, req.uri().path(), req.method(), req.headers())
         .ok_or(Error::NoRoute)?;
     let route = &config.routes[m.route];
     let upstream = &config.upstreams[route.upstream];

@@ -7,7 +7,8 @@
 //! 1. `priority` (higher wins);
 //! 2. host: exact > wildcard (longer suffix first) > no host condition;
 //! 3. path: exact (`=/a`) > prefix (longer first) > regex > no path;
-//! 4. a route with a method condition > one without;
+//! 4. more method/header conditions > fewer (a method condition counts one,
+//!    each header one);
 //! 5. the older route (lower id) wins a remaining tie.
 //!
 //! Prefixes match at segment boundaries: `/users` matches `/users`,
@@ -17,10 +18,10 @@ mod table;
 
 use std::collections::HashMap;
 
-use http::Method;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use turnpike_model::{HostPattern, PathPattern, Route};
 
-use table::{Candidate, PathTable, Rank};
+use table::{Candidate, HeaderConditions, PathTable, Rank, Request};
 
 /// What a route match tells the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,16 +69,19 @@ impl CompiledRouter {
                     HostPattern::parse(h).map_err(|e| format!("route {}: host {h}: {e}", spec.name))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let headers = header_conditions(spec)?;
             let base = Rank {
                 priority: spec.priority,
                 host: 0,
                 path_kind: 0,
                 path_len: 0,
-                has_methods: !methods.is_empty(),
+                conditions: u8::from(!methods.is_empty()).saturating_add(headers.len() as u8),
                 age: usize::MAX - index,
             };
             if hosts.is_empty() {
-                router.any_host.insert(index, base, &paths, &methods);
+                router
+                    .any_host
+                    .insert(index, base, &paths, &methods, &headers);
             }
             for host in hosts {
                 let (map, key, host_rank) = match host {
@@ -94,7 +98,7 @@ impl CompiledRouter {
                 };
                 map.entry(key.into_boxed_str())
                     .or_default()
-                    .insert(index, rank, &paths, &methods);
+                    .insert(index, rank, &paths, &methods, &headers);
             }
         }
         router.finish();
@@ -109,27 +113,54 @@ impl CompiledRouter {
 
     /// Finds the route for a request. `host` may carry a port and any case;
     /// `path` is the request path without query.
-    pub fn lookup(&self, host: &str, path: &str, method: &Method) -> Option<RouteMatch> {
+    pub fn lookup(
+        &self,
+        host: &str,
+        path: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Option<RouteMatch> {
+        let req = Request { method, headers };
         let host = normalize_host(host);
         let host = host.as_ref();
         let mut best: Option<Candidate> = None;
         if let Some(t) = self.exact_hosts.get(host) {
-            t.lookup(path, method, &mut best);
+            t.lookup(path, &req, &mut best);
         }
         if !self.wildcard_hosts.is_empty() {
             // `a.b.example.com` tries `.b.example.com`, `.example.com`, `.com`.
             for (i, _) in host.match_indices('.') {
                 if let Some(t) = self.wildcard_hosts.get(&host[i..]) {
-                    t.lookup(path, method, &mut best);
+                    t.lookup(path, &req, &mut best);
                 }
             }
         }
-        self.any_host.lookup(path, method, &mut best);
+        self.any_host.lookup(path, &req, &mut best);
         best.map(|c| RouteMatch {
             route: c.route,
             matched_len: c.matched_len,
         })
     }
+}
+
+/// Parses a route's header conditions (validated by the model already; a
+/// failure here means the snapshot is not what the control plane checked).
+fn header_conditions(spec: &turnpike_model::RouteSpec) -> Result<HeaderConditions, String> {
+    spec.headers
+        .iter()
+        .map(|(name, values)| {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("route {}: bad header name {name}", spec.name))?;
+            let values = values
+                .iter()
+                .map(|v| {
+                    HeaderValue::from_str(v)
+                        .map_err(|_| format!("route {}: bad header value", spec.name))
+                })
+                .collect::<Result<Box<[_]>, _>>()?;
+            Ok((name, values))
+        })
+        .collect()
 }
 
 /// Lowercases and strips the port and a trailing dot; borrows when the host

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use http::Method;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use regex::Regex;
 use turnpike_model::PathPattern;
 
@@ -16,7 +16,8 @@ pub struct Rank {
     /// exact 3 > prefix 2 > regex 1 > no path condition 0.
     pub path_kind: u8,
     pub path_len: usize,
-    pub has_methods: bool,
+    /// Method and header conditions: a route with more of them wins a tie.
+    pub conditions: u8,
     /// Higher for older routes (lower index).
     pub age: usize,
 }
@@ -28,12 +29,32 @@ pub struct Candidate {
     pub matched_len: usize,
 }
 
+/// Header conditions of a route: each header present with one of its values.
+pub type HeaderConditions = Box<[(HeaderName, Box<[HeaderValue]>)]>;
+
 #[derive(Debug)]
 struct Entry {
     rank: Rank,
     route: usize,
     /// Empty: any method.
     methods: Box<[Method]>,
+    headers: HeaderConditions,
+}
+
+impl Entry {
+    fn accepts(&self, req: &Request<'_>) -> bool {
+        (self.methods.is_empty() || self.methods.contains(req.method))
+            && self
+                .headers
+                .iter()
+                .all(|(name, values)| req.headers.get_all(name).iter().any(|v| values.contains(v)))
+    }
+}
+
+/// What the conditions beyond host and path look at.
+pub struct Request<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
 }
 
 #[derive(Debug, Default)]
@@ -45,11 +66,19 @@ pub struct PathTable {
 }
 
 impl PathTable {
-    pub fn insert(&mut self, route: usize, base: Rank, paths: &[PathPattern], methods: &[Method]) {
+    pub fn insert(
+        &mut self,
+        route: usize,
+        base: Rank,
+        paths: &[PathPattern],
+        methods: &[Method],
+        headers: &HeaderConditions,
+    ) {
         let entry = |rank: Rank| Entry {
             rank,
             route,
             methods: methods.into(),
+            headers: headers.clone(),
         };
         if paths.is_empty() {
             let rank = Rank {
@@ -101,14 +130,14 @@ impl PathTable {
         self.regex.sort_by(|a, b| by_rank(&a.1, &b.1));
     }
 
-    /// Improves `best` with this table's matches for `path` and `method`.
-    pub fn lookup(&self, path: &str, method: &Method, best: &mut Option<Candidate>) {
+    /// Improves `best` with this table's matches for `path` and `req`.
+    pub fn lookup(&self, path: &str, req: &Request<'_>, best: &mut Option<Candidate>) {
         if let Some(v) = self.exact.get(path) {
-            consider(v.iter(), path.len(), method, best);
+            consider(v.iter(), path.len(), req, best);
         }
         if !self.prefix.is_empty() {
             if let Some(v) = self.prefix.get("/") {
-                consider(v.iter(), 0, method, best);
+                consider(v.iter(), 0, req, best);
             }
             // Every segment boundary is a candidate prefix: `/a/b/c` tries
             // `/a`, `/a/b` and `/a/b/c`.
@@ -116,7 +145,7 @@ impl PathTable {
             let full = (!path.ends_with('/') && path.len() > 1).then_some(path.len());
             for end in ends.chain(full) {
                 if let Some(v) = self.prefix.get(&path[..end]) {
-                    consider(v.iter(), end, method, best);
+                    consider(v.iter(), end, req, best);
                 }
             }
         }
@@ -125,7 +154,7 @@ impl PathTable {
                 break;
             }
             if let Some(m) = re.find(path) {
-                consider(std::iter::once(e), m.end(), method, best);
+                consider(std::iter::once(e), m.end(), req, best);
             }
         }
     }
@@ -134,14 +163,14 @@ impl PathTable {
 fn consider<'a>(
     entries: impl Iterator<Item = &'a Entry>,
     matched_len: usize,
-    method: &Method,
+    req: &Request<'_>,
     best: &mut Option<Candidate>,
 ) {
     for e in entries {
         if best.is_some_and(|b| b.rank >= e.rank) {
             return;
         }
-        if e.methods.is_empty() || e.methods.contains(method) {
+        if e.accepts(req) {
             *best = Some(Candidate {
                 rank: e.rank,
                 route: e.route,

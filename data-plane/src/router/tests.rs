@@ -1,7 +1,7 @@
 //! Router unit tests: each precedence rule, segment-boundary prefixes, host
 //! normalization.
 
-use http::Method;
+use http::{HeaderMap, HeaderValue, Method};
 use turnpike_model::{Route, RouteSpec};
 use uuid::Uuid;
 
@@ -29,9 +29,18 @@ impl Table {
     }
 
     fn hit(&self, method: &str, host: &str, path: &str) -> Option<(&str, usize)> {
-        let m = self
-            .1
-            .lookup(host, path, &Method::from_bytes(method.as_bytes()).unwrap())?;
+        self.hit_with(method, host, path, &HeaderMap::new())
+    }
+
+    fn hit_with(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Option<(&str, usize)> {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let m = self.1.lookup(host, path, &method, headers)?;
         Some((self.0[m.route].spec.name.as_str(), m.matched_len))
     }
 
@@ -149,4 +158,57 @@ fn host_normalization() {
         normalize_host("plain.host"),
         std::borrow::Cow::Borrowed(_)
     ));
+}
+
+#[test]
+fn header_conditions_filter_and_outrank() {
+    let t = Table::new(vec![
+        serde_json::json!({"name": "v1", "paths": ["/api"], "upstream": "u"}),
+        serde_json::json!({"name": "v2", "paths": ["/api"], "headers": {"X-Version": ["2", "2.1"]}, "upstream": "u"}),
+        serde_json::json!({"name": "v2-beta", "paths": ["/api"], "headers": {"x-version": ["2"], "x-beta": ["yes"]}, "upstream": "u"}),
+    ]);
+    let with = |pairs: &[(&'static str, &'static str)]| {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    };
+    assert_eq!(t.hit_with("GET", "h", "/api", &with(&[])).unwrap().0, "v1");
+    assert_eq!(
+        t.hit_with("GET", "h", "/api", &with(&[("x-version", "2.1")]))
+            .unwrap()
+            .0,
+        "v2"
+    );
+    assert_eq!(
+        t.hit_with("GET", "h", "/api", &with(&[("x-version", "3")]))
+            .unwrap()
+            .0,
+        "v1"
+    );
+    assert_eq!(
+        t.hit_with(
+            "GET",
+            "h",
+            "/api",
+            &with(&[("x-version", "2"), ("x-beta", "yes")])
+        )
+        .unwrap()
+        .0,
+        "v2-beta",
+        "two conditions beat one"
+    );
+    // Any of a repeated header's values may match.
+    assert_eq!(
+        t.hit_with(
+            "GET",
+            "h",
+            "/api",
+            &with(&[("x-version", "9"), ("x-version", "2")])
+        )
+        .unwrap()
+        .0,
+        "v2"
+    );
 }

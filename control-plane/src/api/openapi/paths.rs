@@ -325,3 +325,72 @@ pub(super) fn history(paths: &mut serde_json::Map<String, Value>) {
     }});
     paths.insert("/api/v1/config/import".into(), json!({"post": import}));
 }
+
+/// A consumer's credentials (`api::credentials`): no PUT or PATCH, a secret
+/// is rotated by creating the new credential and deleting the old one.
+pub(super) fn credentials(paths: &mut serde_json::Map<String, Value>) {
+    let tag = "credentials";
+    let consumer = json!({"name": "consumer", "in": "path", "required": true, "description": "the consumer's id or username", "schema": {"type": "string"}});
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
+    let mut list = op(
+        "list-credentials",
+        tag,
+        "A consumer's credentials (never their secrets)",
+        ok(
+            "200",
+            "A page",
+            "CredentialList",
+            errors(&["400", "401", "404", "503"]),
+            false,
+        ),
+    );
+    list["parameters"] = json!([
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100}},
+        {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"}}
+    ]);
+    let mut create = op(
+        "create-credential",
+        tag,
+        "Add a credential; a key-auth key is in this response only",
+        ok(
+            "201",
+            "Created",
+            "Credential",
+            errors(&["400", "401", "403", "404", "409", "413", "415", "503"]),
+            true,
+        ),
+    );
+    create["requestBody"] = json_body("CredentialInput");
+    paths.insert(
+        "/api/v1/consumers/{consumer}/credentials".into(),
+        json!({"parameters": [consumer.clone()], "get": list, "post": create}),
+    );
+    let get = op(
+        "get-credential",
+        tag,
+        "Read one credential",
+        ok(
+            "200",
+            "The credential",
+            "Credential",
+            errors(&["401", "404", "503"]),
+            false,
+        ),
+    );
+    let mut responses = errors(&["401", "403", "404", "412", "503"]);
+    responses.insert(
+        "204".into(),
+        json!({"description": "Deleted", "headers": {"X-Turnpike-Config-Version": {"schema": {"type": "integer"}}}}),
+    );
+    let mut delete = op(
+        "delete-credential",
+        tag,
+        "Revoke a credential",
+        Value::Object(responses),
+    );
+    delete["parameters"] = json!([{"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"}}]);
+    paths.insert(
+        "/api/v1/consumers/{consumer}/credentials/{id}".into(),
+        json!({"parameters": [consumer, id], "get": get, "delete": delete}),
+    );
+}
