@@ -64,6 +64,28 @@ struct ControlPlaneArgs {
     /// Token data planes present; generated and printed once when unset.
     #[arg(long, env = "TURNPIKE_CLUSTER_TOKEN", hide_env_values = true)]
     cluster_token: Option<String>,
+    /// PEM certificate chain of the cluster listener: turns on TLS.
+    #[arg(long, env = "TURNPIKE_CLUSTER_TLS_CERT", requires = "cluster_tls_key")]
+    cluster_tls_cert: Option<PathBuf>,
+    /// PEM private key of the cluster listener.
+    #[arg(long, env = "TURNPIKE_CLUSTER_TLS_KEY", requires = "cluster_tls_cert")]
+    cluster_tls_key: Option<PathBuf>,
+    /// PEM CA: data planes must present a certificate it signed (mTLS).
+    #[arg(
+        long,
+        env = "TURNPIKE_CLUSTER_TLS_CLIENT_CA",
+        requires = "cluster_tls_cert"
+    )]
+    cluster_tls_client_ca: Option<PathBuf>,
+    /// Delete fleet records of data planes not seen for this long: seconds,
+    /// or a duration such as `90m`, `24h`, `7d`.
+    #[arg(
+        long,
+        env = "TURNPIKE_DATA_PLANE_EXPIRY",
+        default_value = "24h",
+        value_parser = parse_expiry
+    )]
+    data_plane_expiry: std::time::Duration,
 }
 
 #[derive(clap::Args)]
@@ -85,11 +107,26 @@ struct DataPlaneArgs {
     /// Stable node id; by default one is kept in the cache dir.
     #[arg(long, env = "TURNPIKE_NODE_ID")]
     node_id: Option<String>,
+    /// Keeps the node id and the last applied config, which is served at
+    /// start (marked stale) when no control plane is reachable.
     #[arg(long, env = "TURNPIKE_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
     /// Labels reported to the control plane, as key=value, comma-separated.
     #[arg(long, env = "TURNPIKE_LABELS", value_delimiter = ',')]
     labels: Vec<String>,
+    /// PEM CA that signed the control plane's certificate; needed for https:// addresses.
+    #[arg(long, env = "TURNPIKE_CLUSTER_CA")]
+    cluster_ca: Option<PathBuf>,
+    /// PEM certificate chain this data plane presents to the control plane (mTLS).
+    #[arg(
+        long,
+        env = "TURNPIKE_CLUSTER_TLS_CERT",
+        requires_all = ["cluster_tls_key", "cluster_ca"]
+    )]
+    cluster_tls_cert: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "TURNPIKE_CLUSTER_TLS_KEY", requires = "cluster_tls_cert")]
+    cluster_tls_key: Option<PathBuf>,
     /// Threads of the proxy's runtime; one per core by default.
     #[arg(long, env = "TURNPIKE_WORKER_THREADS")]
     worker_threads: Option<usize>,
@@ -97,6 +134,9 @@ struct DataPlaneArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One crypto provider for every rustls user in the process (cluster
+    // stream, certificate checks), installed before any of them runs.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     init_logging(&cli.log_format);
     let result = match cli.command {
         Command::ControlPlane(args) => {
@@ -133,6 +173,25 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// A PEM file named by a flag; unreadable is a usage error.
+fn read_pem(path: &std::path::Path) -> Result<String, UsageError> {
+    std::fs::read_to_string(path).map_err(|e| UsageError(format!("{}: {e}", path.display())))
+}
+
+/// `--data-plane-expiry`: whole seconds or a humantime duration, at least
+/// one second (a zero expiry would delete records as they are written).
+fn parse_expiry(s: &str) -> Result<std::time::Duration, String> {
+    let d = match s.trim().parse::<u64>() {
+        Ok(secs) => std::time::Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(s.trim())
+            .map_err(|e| format!("{e}; expected seconds or a duration such as 24h"))?,
+    };
+    if d < std::time::Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(d)
+}
 
 fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
@@ -185,6 +244,19 @@ async fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
         cluster_listen: args.cluster_listen,
         admin_token: args.admin_token,
         cluster_token: args.cluster_token,
+        cluster_tls: match (args.cluster_tls_cert, args.cluster_tls_key) {
+            (Some(cert), Some(key)) => Some(turnpike_control_plane::cluster::ClusterTls {
+                cert_pem: read_pem(&cert)?,
+                key_pem: read_pem(&key)?,
+                client_ca_pem: args
+                    .cluster_tls_client_ca
+                    .as_deref()
+                    .map(read_pem)
+                    .transpose()?,
+            }),
+            _ => None,
+        },
+        data_plane_expiry: args.data_plane_expiry,
     };
     let running = match turnpike_control_plane::start(settings, shutdown_signal()).await {
         Ok(r) => r,
@@ -215,6 +287,16 @@ async fn data_plane(args: DataPlaneArgs) -> anyhow::Result<()> {
         node_id: args.node_id,
         cache_dir: args.cache_dir,
         labels,
+        cluster_tls: match args.cluster_ca {
+            Some(ca) => Some(turnpike_data_plane::config_client::ClusterTls {
+                ca_pem: read_pem(&ca)?,
+                identity: match (args.cluster_tls_cert, args.cluster_tls_key) {
+                    (Some(cert), Some(key)) => Some((read_pem(&cert)?, read_pem(&key)?)),
+                    _ => None,
+                },
+            }),
+            None => None,
+        },
     };
     let running = turnpike_data_plane::start(settings, shutdown_signal())
         .await

@@ -5,11 +5,15 @@
 //! Flow of a write: `api` validates → `store` changes entities and draws the
 //! next version in one transaction → `snapshot::Publisher` hands the new
 //! snapshot to every `cluster` stream → data planes ACK or NACK, recorded in
-//! the fleet table.
+//! the fleet table. Every commit also `NOTIFY`s its version, and `follow`
+//! publishes versions committed through other control planes on the same
+//! database; `expiry` deletes fleet rows of long-gone data planes.
 
 pub mod api;
 pub mod cluster;
 pub mod error;
+pub mod expiry;
+pub mod follow;
 pub mod pki;
 pub mod seal;
 pub mod secret;
@@ -33,6 +37,10 @@ pub struct Settings {
     pub cluster_listen: SocketAddr,
     pub admin_token: Option<String>,
     pub cluster_token: Option<String>,
+    /// TLS (and with a client CA, mTLS) on the cluster listener.
+    pub cluster_tls: Option<cluster::ClusterTls>,
+    /// Fleet rows of data planes not seen for this long are deleted.
+    pub data_plane_expiry: std::time::Duration,
 }
 
 /// Shared state of the admin API and the cluster service.
@@ -84,12 +92,31 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
     tracing::info!(%admin_addr, %cluster_addr, "control plane listening");
 
     let cluster_state = cluster::ClusterService::new(state.clone(), tokens.cluster_token_hash);
+    let follower = follow::Follower::new(
+        state.store.clone(),
+        state.publisher.clone(),
+        follow::SAFETY_NET,
+    );
+    let expiry = expiry::run(
+        state.store.clone(),
+        settings.data_plane_expiry,
+        shutdown.clone(),
+    );
     let task = tokio::spawn(async move {
         let heartbeat = tokio::spawn(cluster::heartbeat(cluster_state.clone(), shutdown.clone()));
-        let grpc = cluster::serve(cluster, cluster_state, shutdown.clone());
+        let follower = tokio::spawn(follower.run(shutdown.clone()));
+        let expiry = tokio::spawn(expiry);
+        let grpc = cluster::serve(
+            cluster,
+            cluster_state,
+            settings.cluster_tls,
+            shutdown.clone(),
+        );
         let api = api::serve(admin, state, shutdown);
         let result = tokio::try_join!(grpc, api).map(|_| ());
         heartbeat.abort();
+        follower.abort();
+        expiry.abort();
         result
     });
     Ok(Running {

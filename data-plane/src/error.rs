@@ -1,6 +1,8 @@
 //! The data plane's one error enum; [`Error::status`] is the one place that
 //! maps proxy errors to HTTP statuses.
 
+use std::path::PathBuf;
+
 use http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,15 @@ pub enum Error {
     ControlPlane(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The disk cache holds something that must not be served: truncated,
+    /// corrupt, from another format, or a config this data plane refuses.
+    #[error("cached config {} refused: {reason}", path.display())]
+    CacheRefused { path: PathBuf, reason: String },
+    #[error("cached config {} not written: {source}", path.display())]
+    CacheWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -39,9 +50,12 @@ impl Error {
             | Error::UpstreamProtocol(_)
             | Error::BadUpstreamRequest(_) => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Error::Config(_) | Error::Compile(_) | Error::ControlPlane(_) | Error::Io(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Config(_)
+            | Error::Compile(_)
+            | Error::ControlPlane(_)
+            | Error::Io(_)
+            | Error::CacheRefused { .. }
+            | Error::CacheWrite { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -2,10 +2,13 @@
 //! control plane (`config_client`), compiles them (`compile`) and swaps them
 //! in whole; each request (`proxy`) loads one version, matches a route
 //! (`router`), picks a target (`balancer`) and streams through a pooled
-//! upstream client. `status` serves health and readiness.
+//! upstream client. `status` serves health and readiness. `cache` keeps
+//! the last applied config on disk and restores it at start, so a restart
+//! without a reachable control plane still serves.
 #![forbid(unsafe_code)]
 
 pub mod balancer;
+pub mod cache;
 pub mod compile;
 pub mod config_client;
 pub mod error;
@@ -38,6 +41,8 @@ pub struct Settings {
     pub node_id: Option<String>,
     pub cache_dir: Option<PathBuf>,
     pub labels: BTreeMap<String, String>,
+    /// TLS to the control plane (required for `https://` addresses).
+    pub cluster_tls: Option<config_client::ClusterTls>,
 }
 
 /// State shared by the proxy, the status endpoints and the config client.
@@ -49,6 +54,10 @@ pub struct Shared {
     pub node_id: String,
     pub labels: BTreeMap<String, String>,
     pub clients: Arc<ClientRegistry>,
+    /// The disk cache (if `--cache-dir`) and where the config in use came from.
+    pub cache: cache::Cache,
+    /// How many configs arrived as snapshots and as deltas, for `/status`.
+    pub stats: config_client::ConfigStats,
 }
 
 pub struct Running {
@@ -72,6 +81,16 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
             "at least one control-plane address is needed".into(),
         ));
     }
+    if settings.cluster_tls.is_none()
+        && let Some(url) = settings
+            .control_planes
+            .iter()
+            .find(|u| u.starts_with("https://"))
+    {
+        return Err(Error::ControlPlane(format!(
+            "{url} is https: give --cluster-ca, the CA that signed the control plane's certificate"
+        )));
+    }
     let node_id = node_id(&settings)?;
     let shared = Arc::new(Shared {
         config: ArcSwap::from_pointee(Compiled::empty()),
@@ -80,16 +99,22 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
         node_id,
         labels: settings.labels.clone(),
         clients: Arc::default(),
+        cache: cache::Cache::new(settings.cache_dir.clone()),
+        stats: Default::default(),
     });
     let proxy = TcpListener::bind(settings.proxy_listen).await?;
     let status = TcpListener::bind(settings.status_listen).await?;
     let proxy_addr = proxy.local_addr()?;
     let status_addr = status.local_addr()?;
     tracing::info!(node_id = %shared.node_id, %proxy_addr, %status_addr, "data plane listening");
+    // Before the stream starts: the Hello then carries the cached version,
+    // and a refused cache leaves the empty config, as without one.
+    cache::restore(&shared).await;
 
     let client_settings = config_client::ClientSettings {
         control_planes: settings.control_planes.clone(),
         cluster_token: settings.cluster_token.clone(),
+        tls: settings.cluster_tls.clone(),
     };
     let s = shared.clone();
     let task = tokio::spawn(async move {

@@ -71,6 +71,9 @@ pub enum ModelError {
     Wire { field: String, message: String },
     #[error("hash mismatch: snapshot says {expected}, content hashes to {actual}")]
     HashMismatch { expected: String, actual: String },
+    /// A delta computed from another version than the one it is applied to.
+    #[error("delta from version {base} does not apply to version {held}")]
+    DeltaBase { base: u64, held: u64 },
     #[error("{0} are not supported by this data plane version")]
     Unsupported(&'static str),
     /// A declarative document that is not well-formed YAML or JSON.

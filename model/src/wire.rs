@@ -92,7 +92,7 @@ impl Snapshot {
     /// Data planes go through `TryFrom`, which also refuses what they cannot
     /// enforce.
     pub fn decode(wire: proto::Snapshot) -> Result<Snapshot, ModelError> {
-        let mut config = wire.config.unwrap_or_default();
+        let config = wire.config.unwrap_or_default();
         let actual = hash_config(&config);
         if actual != wire.hash {
             return Err(ModelError::HashMismatch {
@@ -100,6 +100,18 @@ impl Snapshot {
                 actual,
             });
         }
+        let snapshot = Snapshot::from_proto_config(wire.version, config)?;
+        snapshot.validate()?;
+        Ok(snapshot)
+    }
+
+    /// The entities of a wire config, in canonical order, neither hashed
+    /// nor validated: the shared part of [`Snapshot::decode`] and of reading
+    /// a delta's upserts (which are not a whole config).
+    pub(crate) fn from_proto_config(
+        version: u64,
+        mut config: proto::Config,
+    ) -> Result<Snapshot, ModelError> {
         let policies = wire_policy::policies_from_proto(&mut config)?;
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for (i, u) in config.upstreams.into_iter().enumerate() {
@@ -155,8 +167,8 @@ impl Snapshot {
                 },
             });
         }
-        let snapshot = Snapshot {
-            version: wire.version,
+        Ok(Snapshot {
+            version,
             upstreams,
             routes,
             consumers: policies.consumers,
@@ -164,25 +176,29 @@ impl Snapshot {
             plugins: policies.plugins,
             certificates: policies.certificates,
         }
-        .canonical();
-        snapshot.validate()?;
-        Ok(snapshot)
+        .canonical())
+    }
+
+    /// Refuses what this data plane cannot enforce yet: an enabled plugin.
+    /// It must refuse such a config rather than serve it without the policy.
+    /// Consumers, credentials, certificates and disabled plugins are inert
+    /// data until a plugin or listener uses them, so they are accepted.
+    pub fn check_enforceable(&self) -> Result<(), ModelError> {
+        if self.plugins.iter().any(|p| p.spec.enabled) {
+            return Err(ModelError::Unsupported("plugins"));
+        }
+        Ok(())
     }
 }
 
 impl TryFrom<proto::Snapshot> for Snapshot {
     type Error = ModelError;
 
-    /// The data plane's door: [`Snapshot::decode`], then a refusal of what
-    /// this data plane cannot enforce yet: an enabled plugin. It must
-    /// refuse such a config rather than serve it without the policy.
-    /// Consumers, credentials, certificates and disabled plugins are inert
-    /// data until a plugin or listener uses them, so they are accepted.
+    /// The data plane's door: [`Snapshot::decode`], then
+    /// [`Snapshot::check_enforceable`].
     fn try_from(wire: proto::Snapshot) -> Result<Snapshot, ModelError> {
         let snapshot = Snapshot::decode(wire)?;
-        if snapshot.plugins.iter().any(|p| p.spec.enabled) {
-            return Err(ModelError::Unsupported("plugins"));
-        }
+        snapshot.check_enforceable()?;
         Ok(snapshot)
     }
 }

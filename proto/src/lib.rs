@@ -11,3 +11,7 @@ pub mod config {
 }
 
 pub use config::v1::*;
+
+/// The `Hello.features` entry of a data plane that applies `Delta`s. The
+/// control plane sends deltas only to data planes that list it.
+pub const FEATURE_DELTA: &str = "delta";

@@ -130,25 +130,32 @@ pub struct ControlPlane {
     pub cluster_token: String,
     admin_port: u16,
     cluster_port: u16,
+    extra_args: Vec<String>,
     http: Http,
 }
 
 impl ControlPlane {
     /// Starts a control plane on `database_url` and waits until it is ready.
     pub async fn start(database_url: &str) -> ControlPlane {
+        Self::start_args(database_url, &[]).await
+    }
+
+    /// [`ControlPlane::start`] with extra flags (e.g. cluster TLS).
+    pub async fn start_args(database_url: &str, extra: &[String]) -> ControlPlane {
         let token = format!("admin-{}", uuid::Uuid::new_v4().simple());
         let cluster_token = format!("cluster-{}", uuid::Uuid::new_v4().simple());
-        Self::start_with(database_url, free_port(), free_port(), token, cluster_token).await
+        let ports = (free_port(), free_port());
+        Self::start_with(database_url, ports, token, cluster_token, extra).await
     }
 
     async fn start_with(
         database_url: &str,
-        admin_port: u16,
-        cluster_port: u16,
+        (admin_port, cluster_port): (u16, u16),
         admin_token: String,
         cluster_token: String,
+        extra: &[String],
     ) -> ControlPlane {
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "control-plane",
             "--database-url",
             database_url,
@@ -163,6 +170,7 @@ impl ControlPlane {
         ]
         .map(String::from)
         .to_vec();
+        args.extend_from_slice(extra);
         let cp = ControlPlane {
             proc: Proc::spawn("control-plane", &args),
             admin: format!("http://127.0.0.1:{admin_port}"),
@@ -172,6 +180,7 @@ impl ControlPlane {
             cluster_token,
             admin_port,
             cluster_port,
+            extra_args: extra.to_vec(),
             http: Http::default(),
         };
         let url = format!("{}/readyz", cp.admin);
@@ -187,13 +196,26 @@ impl ControlPlane {
         self.proc.kill();
         let fresh = Self::start_with(
             &self.database_url,
-            self.admin_port,
-            self.cluster_port,
+            (self.admin_port, self.cluster_port),
             self.admin_token.clone(),
             self.cluster_token.clone(),
+            &self.extra_args,
         )
         .await;
         *self = fresh;
+    }
+
+    /// Starts another control plane on the same database with the same
+    /// tokens (and extra flags), on ports of its own: a second replica.
+    pub async fn start_peer(&self) -> ControlPlane {
+        Self::start_with(
+            &self.database_url,
+            (free_port(), free_port()),
+            self.admin_token.clone(),
+            self.cluster_token.clone(),
+            &self.extra_args,
+        )
+        .await
     }
 
     /// One admin API call with the admin token.
@@ -244,6 +266,11 @@ pub struct DataPlane {
 impl DataPlane {
     /// Starts a data plane (not waiting for a config).
     pub fn start(control_planes: &str, cluster_token: &str) -> DataPlane {
+        Self::start_args(control_planes, cluster_token, &[])
+    }
+
+    /// [`DataPlane::start`] with extra flags (e.g. cluster TLS).
+    pub fn start_args(control_planes: &str, cluster_token: &str, extra: &[String]) -> DataPlane {
         let proxy_port = free_port();
         let status_port = free_port();
         let node_id = format!("dp-{}", uuid::Uuid::new_v4().simple());
@@ -264,6 +291,7 @@ impl DataPlane {
         ]
         .map(String::from)
         .to_vec();
+        let args = [args, extra.to_vec()].concat();
         DataPlane {
             proc: Proc::spawn(&node_id, &args),
             node_id,

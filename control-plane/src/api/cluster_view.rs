@@ -22,13 +22,20 @@ pub struct DataPlaneView {
     software_version: String,
     labels: BTreeMap<String, String>,
     connected: bool,
+    /// When its current (or last) stream opened.
+    connected_since: DateTime<Utc>,
     last_seen: DateTime<Utc>,
+    /// The version it acknowledged (or held at Hello).
     config_version: u64,
     config_hash: String,
     /// `synced`, `behind`, `error` or `disconnected`.
     #[schema(value_type = String)]
     status: &'static str,
+    /// The reason of its last NACK, while that NACK is newer than what it
+    /// runs; with the version refused and when.
     error: Option<String>,
+    error_version: Option<u64>,
+    error_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -62,11 +69,14 @@ pub async fn data_planes(State(state): State<AppState>) -> Result<Json<DataPlane
                 software_version: r.software_version,
                 labels: r.labels.0,
                 connected: r.connected,
+                connected_since: r.connected_at,
                 last_seen: r.last_seen,
                 config_version: applied,
                 config_hash: r.config_hash,
                 status,
-                error: if errored { r.last_error } else { None },
+                error: r.last_error.filter(|_| errored),
+                error_version: r.last_error_version.filter(|_| errored).map(|v| v as u64),
+                error_at: r.last_error_at.filter(|_| errored),
             }
         })
         .collect();

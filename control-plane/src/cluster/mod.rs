@@ -1,7 +1,11 @@
 //! The cluster side: the gRPC config stream each data plane opens, and the
 //! fleet records it keeps in Postgres.
 
+mod deltas;
 mod session;
+mod tls;
+
+pub use tls::ClusterTls;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -30,14 +34,17 @@ pub struct ClusterService {
     token_hash: Arc<str>,
     /// Sessions this process holds, for the heartbeat.
     sessions: Arc<Mutex<HashSet<Uuid>>>,
+    /// Recent versions decoded and deltas between them, shared by streams.
+    deltas: Arc<deltas::DeltaCache>,
 }
 
 impl ClusterService {
     pub fn new(state: AppState, token_hash: String) -> ClusterService {
         ClusterService {
-            state,
             token_hash: token_hash.into(),
             sessions: Arc::default(),
+            deltas: Arc::new(deltas::DeltaCache::new(state.store.clone())),
+            state,
         }
     }
 
@@ -91,14 +98,23 @@ impl ConfigDiscovery for ClusterService {
 pub async fn serve(
     listener: TcpListener,
     service: ClusterService,
+    tls: Option<ClusterTls>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let svc = ConfigDiscoveryServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        server = server
+            .tls_config(tls.server_config())
+            .map_err(|e| Error::BadRequest(format!("cluster TLS: {e}")))?;
+    }
+    server
+        // Pings both ways (the data plane sends its own): a stream whose
+        // peer stopped answering is closed within 10 s.
+        .http2_keepalive_interval(Some(Duration::from_secs(5)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(5)))
         .add_service(svc)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             let _ = shutdown.wait_for(|s| *s).await;

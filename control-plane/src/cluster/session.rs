@@ -1,11 +1,19 @@
 //! One data plane's stream: send it every new version, record its ACKs and
 //! NACKs, and mark it disconnected when the stream ends.
+//!
+//! One config message is in flight at a time. The next goes out when the
+//! data plane has answered, and it is the newest version (versions
+//! coalesce), as a delta from the version the data plane acknowledged when
+//! it declared delta support and the delta is available and smaller, else
+//! as the full snapshot. A refused delta is followed by the full snapshot.
 
 use std::net::SocketAddr;
 
+use prost::Message as _;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 use turnpike_proto as proto;
+use turnpike_proto::control_plane_message::Message as Down;
 use turnpike_proto::data_plane_message::Message as Up;
 use uuid::Uuid;
 
@@ -17,8 +25,18 @@ pub struct Session {
     service: ClusterService,
     id: Uuid,
     node_id: String,
-    /// Version the data plane holds (from its Hello, then from what we sent).
-    held: (u64, String),
+    /// Version and hash the data plane runs: from its Hello, then from its
+    /// ACKs. The base of the deltas it gets.
+    acked: (u64, String),
+    /// The version sent and not answered yet, and whether as a delta.
+    in_flight: Option<(u64, bool)>,
+    /// The newest version refused as a full snapshot: sent again only when
+    /// a newer one replaces it.
+    refused: u64,
+    /// The data plane said in its Hello that it applies deltas.
+    takes_deltas: bool,
+    /// A delta was refused: the next message is a full snapshot.
+    full_next: bool,
 }
 
 type Outbound = mpsc::Sender<Result<proto::ControlPlaneMessage, Status>>;
@@ -47,12 +65,17 @@ impl Session {
             .await
             .map_err(|e| Status::unavailable(format!("control plane storage unavailable: {e}")))?;
         service.sessions.lock().unwrap().insert(id);
-        tracing::info!(node_id = %hello.node_id, ?peer, cached_version = hello.cached_version, "data plane connected");
+        let takes_deltas = hello.features.iter().any(|f| f == proto::FEATURE_DELTA);
+        tracing::info!(node_id = %hello.node_id, ?peer, cached_version = hello.cached_version, takes_deltas, "data plane connected");
         Ok(Session {
             service,
             id,
             node_id: hello.node_id,
-            held: (hello.cached_version, hello.cached_hash),
+            acked: (hello.cached_version, hello.cached_hash),
+            in_flight: None,
+            refused: 0,
+            takes_deltas,
+            full_next: false,
         })
     }
 
@@ -83,32 +106,64 @@ impl Session {
         tracing::info!(node_id = %self.node_id, "data plane disconnected");
     }
 
-    /// Sends `current` unless the data plane already holds that content.
-    /// Returns false once the stream is gone.
+    /// Sends `current` unless a message is in flight, the data plane holds
+    /// that content already, or refused it. Returns false once the stream
+    /// is gone.
     async fn send_if_needed(&mut self, current: &Published, tx: &Outbound) -> bool {
-        if self.held.0 >= current.version {
+        let (held, held_hash) = &self.acked;
+        if self.in_flight.is_some()
+            || current.version <= self.refused
+            || *held > current.version
+            || (*held == current.version && *held_hash == current.hash)
+        {
             return true;
         }
-        let msg = proto::ControlPlaneMessage {
-            message: Some(proto::control_plane_message::Message::Snapshot(
-                current.wire.clone(),
-            )),
+        let delta = if self.takes_deltas && !self.full_next {
+            let deltas = &self.service.deltas;
+            deltas.delta((*held, held_hash), current).await
+        } else {
+            None
         };
-        self.held = (current.version, current.hash.clone());
+        let (message, is_delta) = match delta {
+            Some(d) => {
+                tracing::debug!(node_id = %self.node_id, base = d.from_version, version = current.version, bytes = d.encoded_len(), "sending delta");
+                (Down::Delta(proto::Delta::clone(&d)), true)
+            }
+            None => {
+                tracing::debug!(node_id = %self.node_id, version = current.version, bytes = current.wire.encoded_len(), "sending snapshot");
+                self.full_next = false;
+                (Down::Snapshot(current.wire.clone()), false)
+            }
+        };
+        self.in_flight = Some((current.version, is_delta));
+        let msg = proto::ControlPlaneMessage {
+            message: Some(message),
+        };
         tx.send(Ok(msg)).await.is_ok()
     }
 
     async fn handle(&mut self, msg: proto::DataPlaneMessage) {
         let store = &self.service.state.store;
+        // The data plane answers every config message in order, and one is
+        // in flight at a time, so any answer is the answer to it.
         let result = match msg.message {
             Some(Up::Ack(a)) => {
                 tracing::debug!(node_id = %self.node_id, version = a.version, "ack");
-                store.dp_ack(self.id, a.version, &a.hash).await
+                self.in_flight = None;
+                let r = store.dp_ack(self.id, a.version, &a.hash).await;
+                self.acked = (a.version, a.hash);
+                r
             }
             Some(Up::Nack(n)) => {
                 tracing::warn!(node_id = %self.node_id, version = n.version, error = %n.error, "data plane refused config");
-                // The data plane kept its previous config; send this version
-                // again only when a newer one replaces it.
+                // The data plane kept its previous config (`acked`). A
+                // refused delta may not fit what it runs: send the whole
+                // version. A refused snapshot is sent again only when a
+                // newer version replaces it.
+                match self.in_flight.take() {
+                    Some((_, true)) => self.full_next = true,
+                    _ => self.refused = self.refused.max(n.version),
+                }
                 store.dp_nack(self.id, n.version, &n.error).await
             }
             Some(Up::Hello(_)) | None => {

@@ -2,6 +2,7 @@
 //! as streams open, ACK, NACK and close.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -22,11 +23,13 @@ pub struct DataPlaneRow {
     pub software_version: String,
     pub labels: Json<BTreeMap<String, String>>,
     pub connected: bool,
+    pub connected_at: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     pub config_version: i64,
     pub config_hash: String,
     pub last_error: Option<String>,
     pub last_error_version: Option<i64>,
+    pub last_error_at: Option<DateTime<Utc>>,
 }
 
 /// What a data plane said in its Hello.
@@ -117,11 +120,30 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT node_id, hostname, software_version, labels,
                  connected AND last_seen > now() - make_interval(secs => $1) AS connected,
-                 last_seen, config_version, config_hash, last_error, last_error_version
+                 connected_at, last_seen, config_version, config_hash,
+                 last_error, last_error_version, last_error_at
              FROM data_planes ORDER BY node_id",
         )
         .bind(STALE_AFTER_SECS)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Deletes the rows of data planes not seen for longer than `after`,
+    /// and returns how many went. A row that still looks connected is kept
+    /// until it is also stale, so a short `after` never drops a live stream
+    /// whose heartbeat is merely due. Idempotent: every control plane may run
+    /// it.
+    pub async fn expire_data_planes(&self, after: Duration) -> Result<u64, Error> {
+        let done = sqlx::query(
+            "DELETE FROM data_planes
+             WHERE last_seen < now() - make_interval(secs => $1)
+               AND (NOT connected OR last_seen < now() - make_interval(secs => $2))",
+        )
+        .bind(after.as_secs_f64())
+        .bind(STALE_AFTER_SECS)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

@@ -19,7 +19,7 @@ use sqlx::{PgPool, Postgres};
 pub use admin::{AuditEntry, TokenInfo};
 pub use entities::{EntityKind, EntitySpec, ListPage, Refs, Stored};
 pub use fleet::{DataPlaneRow, HelloInfo};
-pub use versions::{Change, VersionInfo, WriteTx};
+pub use versions::{CONFIG_CHANNEL, Change, VersionInfo, WriteTx};
 
 use crate::Error;
 

@@ -22,6 +22,10 @@ use crate::snapshot::Published;
 /// that sees version N has seen every version below it.
 const CONFIG_WRITE_LOCK: i64 = 0x7475_726e_7069_6b65; // "turnpike"
 
+/// `NOTIFY` channel on which every commit announces its version (the
+/// payload, in decimal) to the control planes sharing this database.
+pub const CONFIG_CHANNEL: &str = "turnpike_config";
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VersionInfo {
     pub version: u64,
@@ -90,6 +94,20 @@ impl Store {
         }
     }
 
+    /// The newest version if it is above `held`, ready to publish; `None`
+    /// when `held` is already the newest. Reads only the newest row: versions
+    /// coalesce, as they do for a slow data plane.
+    pub async fn published_after(&self, held: u64) -> Result<Option<Arc<Published>>, Error> {
+        let row: Option<(i64, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT version, hash, snapshot FROM config_versions
+             WHERE version > $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(i64::try_from(held).unwrap_or(i64::MAX))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(published).transpose()
+    }
+
     pub async fn current_version(&self) -> Result<VersionInfo, Error> {
         let row: (i64, String, DateTime<Utc>) = sqlx::query_as(
             "SELECT version, hash, created_at FROM config_versions ORDER BY version DESC LIMIT 1",
@@ -115,17 +133,7 @@ impl WriteTx {
         )
         .fetch_optional(&mut *self.tx)
         .await?;
-        row.map(|(version, hash, bytes)| {
-            let config = proto::Config::decode(bytes.as_slice()).map_err(|e| {
-                Error::Internal(format!("stored snapshot {version} does not decode: {e}"))
-            })?;
-            Ok(Published::new(proto::Snapshot {
-                version: version as u64,
-                hash,
-                config: Some(config),
-            }))
-        })
-        .transpose()
+        row.map(published).transpose()
     }
 
     /// Draws the next version, builds and checks the whole snapshot as it
@@ -159,6 +167,14 @@ impl WriteTx {
         .execute(&mut *self.tx)
         .await?;
         super::admin::insert_audit(&mut self.tx, change, Some(version)).await?;
+        // Inside the transaction, so Postgres delivers it only if the version
+        // commits, and after it is visible: a control plane that hears it and
+        // reads `config_versions` finds it.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CONFIG_CHANNEL)
+            .bind(version.to_string())
+            .execute(&mut *self.tx)
+            .await?;
         self.tx.commit().await?;
         Ok(Published::new(wire))
     }
@@ -201,6 +217,17 @@ impl WriteTx {
         }
         .canonical())
     }
+}
+
+/// A stored `config_versions` row as the publisher holds it.
+fn published((version, hash, bytes): (i64, String, Vec<u8>)) -> Result<Arc<Published>, Error> {
+    let config = proto::Config::decode(bytes.as_slice())
+        .map_err(|e| Error::Internal(format!("stored snapshot {version} does not decode: {e}")))?;
+    Ok(Published::new(proto::Snapshot {
+        version: version as u64,
+        hash,
+        config: Some(config),
+    }))
 }
 
 /// Every row of one entity table as its snapshot type.

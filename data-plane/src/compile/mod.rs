@@ -36,6 +36,9 @@ pub struct CompiledUpstream {
 pub struct Compiled {
     pub version: u64,
     pub hash: String,
+    /// The snapshot this was compiled from: a delta from the control plane
+    /// applies to it. Kept here, not beside, so the two are swapped as one.
+    pub snapshot: Arc<Snapshot>,
     pub router: CompiledRouter,
     pub routes: Vec<CompiledRoute>,
     pub upstreams: Vec<CompiledUpstream>,
@@ -47,6 +50,7 @@ impl Compiled {
         Compiled {
             version: 0,
             hash: String::new(),
+            snapshot: Arc::default(),
             router: CompiledRouter::default(),
             routes: Vec::new(),
             upstreams: Vec::new(),
@@ -112,6 +116,7 @@ impl Compiled {
         Ok(Compiled {
             version: snapshot.version,
             hash,
+            snapshot: Arc::new(snapshot.clone()),
             router,
             routes,
             upstreams,

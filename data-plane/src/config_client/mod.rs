@@ -1,10 +1,13 @@
 //! The config stream client: connects to a control plane, says Hello with
-//! the version it holds, applies each snapshot (validate → compile → one
-//! `ArcSwap::store`) and ACKs it, or NACKs and keeps the previous one.
+//! the version it holds (and that it understands deltas), applies each
+//! snapshot or delta (`delta`) (validate → compile → one `ArcSwap::store`)
+//! and ACKs it, or NACKs and keeps the previous one.
 //! Reconnects with capped, jittered exponential backoff, cycling through the
 //! control-plane addresses, while the proxy keeps serving what it has.
 
 mod backoff;
+mod delta;
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,13 +25,19 @@ use crate::compile::Compiled;
 use crate::{Error, Shared};
 
 pub use backoff::Backoff;
+pub use delta::{Applied, ConfigStats};
+pub use tls::ClusterTls;
 
 /// Largest snapshot accepted; matches the control plane's limit.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// HTTP/2 keepalive interval and timeout, as on the control plane.
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
 pub struct ClientSettings {
     pub control_planes: Vec<String>,
     pub cluster_token: String,
+    pub tls: Option<ClusterTls>,
 }
 
 pub async fn run(
@@ -42,7 +51,7 @@ pub async fn run(
         let url = &settings.control_planes[attempt % settings.control_planes.len()];
         attempt += 1;
         let outcome = tokio::select! {
-            r = session(&shared, url, &settings.cluster_token) => r,
+            r = session(&shared, url, &settings) => r,
             _ = crate::stopped(&mut shutdown) => return,
         };
         shared.connected.store(false, Ordering::Relaxed);
@@ -70,13 +79,24 @@ pub async fn run(
 
 /// One connection. Returns whether any message arrived (a healthy session
 /// resets the backoff).
-async fn session(shared: &Shared, url: &str, token: &str) -> Result<bool, (bool, Error)> {
+async fn session(
+    shared: &Shared,
+    url: &str,
+    settings: &ClientSettings,
+) -> Result<bool, (bool, Error)> {
+    let token = &settings.cluster_token;
     let mut received = false;
     let result = async {
-        let channel = Endpoint::from_shared(url.to_owned())?
+        let mut endpoint = Endpoint::from_shared(url.to_owned())?;
+        if let Some(tls) = &settings.tls {
+            endpoint = endpoint.tls_config(tls.client_config())?;
+        }
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(5))
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(10))
+            // A ping every 5 s, 5 s to answer: a stalled or half-open
+            // stream is found within 10 s, well inside the 20 s promised.
+            .http2_keep_alive_interval(KEEPALIVE)
+            .keep_alive_timeout(KEEPALIVE)
             .keep_alive_while_idle(true)
             .connect()
             .await?;
@@ -100,21 +120,19 @@ async fn session(shared: &Shared, url: &str, token: &str) -> Result<bool, (bool,
             labels: shared.labels.clone(),
             cached_version: current.version,
             cached_hash: current.hash.clone(),
-            features: Vec::new(),
+            features: vec![proto::FEATURE_DELTA.to_owned()],
         };
         send(&tx, proto::data_plane_message::Message::Hello(hello)).await?;
         let mut inbound = client.stream(ReceiverStream::new(rx)).await?.into_inner();
         shared.connected.store(true, Ordering::Relaxed);
+        shared.cache.control_plane_connected();
         tracing::info!(control_plane = %url, "connected to control plane");
         while let Some(msg) = inbound.message().await? {
             received = true;
             let reply = match msg.message {
                 Some(proto::control_plane_message::Message::Snapshot(s)) => apply(shared, s).await,
                 Some(proto::control_plane_message::Message::Delta(d)) => {
-                    proto::data_plane_message::Message::Nack(proto::Nack {
-                        version: d.to_version,
-                        error: "deltas are not supported by this data plane version".into(),
-                    })
+                    delta::apply(shared, d).await
                 }
                 None => continue,
             };
@@ -148,18 +166,36 @@ async fn apply(shared: &Shared, wire: proto::Snapshot) -> proto::data_plane_mess
             format!("version {version} is older than the applied version {held}"),
         );
     }
-    let hash = wire.hash.clone();
+    let applied = Applied::Snapshot {
+        bytes: prost::Message::encoded_len(&wire),
+    };
     // Compiling a large config is CPU work; keep it off the proxy's threads.
     let clients = shared.clients.clone();
     let compiled = tokio::task::spawn_blocking(move || {
         let snapshot = Snapshot::try_from(wire)?;
-        Compiled::build(&snapshot, snapshot.hash(), &clients)
+        Compiled::build(&snapshot, snapshot.hash(), &clients).map(|c| (c, snapshot))
     })
     .await;
+    finish(shared, version, applied, compiled).await
+}
+
+/// Swaps in a compiled version (from a snapshot or a delta) and ACKs it, or
+/// NACKs what failed.
+async fn finish(
+    shared: &Shared,
+    version: u64,
+    applied: Applied,
+    compiled: Result<Result<(Compiled, Snapshot), Error>, tokio::task::JoinError>,
+) -> proto::data_plane_message::Message {
     match compiled {
-        Ok(Ok(compiled)) => {
+        Ok(Ok((compiled, snapshot))) => {
+            let hash = compiled.hash.clone();
             shared.config.store(Arc::new(compiled));
-            tracing::info!(version, %hash, "config applied");
+            shared.cache.applied_from_control_plane();
+            shared.stats.record(applied);
+            tracing::info!(version, %hash, kind = applied.kind(), bytes = applied.bytes(), "config applied");
+            // Swap, cache, then ACK (PROTOCOL.md step 3).
+            shared.cache.save(snapshot).await;
             proto::data_plane_message::Message::Ack(proto::Ack { version, hash })
         }
         Ok(Err(e)) => nack(version, e.to_string()),
@@ -183,7 +219,7 @@ mod tests {
 
     use super::*;
 
-    fn shared() -> Shared {
+    pub(super) fn shared() -> Shared {
         Shared {
             config: ArcSwap::from_pointee(Compiled::empty()),
             connected: AtomicBool::new(true),
@@ -191,10 +227,12 @@ mod tests {
             node_id: "test".into(),
             labels: BTreeMap::new(),
             clients: Arc::default(),
+            cache: crate::cache::Cache::default(),
+            stats: ConfigStats::default(),
         }
     }
 
-    fn snapshot(version: u64) -> proto::Snapshot {
+    pub(super) fn snapshot(version: u64) -> proto::Snapshot {
         let upstream = Upstream {
             id: Uuid::now_v7(),
             spec: serde_json::from_value::<UpstreamSpec>(serde_json::json!({
@@ -212,11 +250,11 @@ mod tests {
         Snapshot::new(version, vec![upstream], vec![route]).to_proto()
     }
 
-    fn is_ack(m: &proto::data_plane_message::Message, v: u64) -> bool {
+    pub(super) fn is_ack(m: &proto::data_plane_message::Message, v: u64) -> bool {
         matches!(m, proto::data_plane_message::Message::Ack(a) if a.version == v)
     }
 
-    fn nack_error(m: proto::data_plane_message::Message) -> String {
+    pub(super) fn nack_error(m: proto::data_plane_message::Message) -> String {
         match m {
             proto::data_plane_message::Message::Nack(n) => n.error,
             other => panic!("expected a NACK, got {other:?}"),

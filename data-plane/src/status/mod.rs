@@ -1,5 +1,6 @@
 //! The status endpoints on `--status-listen`: liveness, readiness (503 until
-//! a config is applied) and a JSON status of the node.
+//! a config is applied) and a JSON status of the node, including whether
+//! the config in use came from the disk cache and is stale.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -41,18 +42,30 @@ pub async fn handle(
                 json_response(StatusCode::OK, &serde_json::json!({"status": "ready"}))
             }
         }
-        "/status" => json_response(
-            StatusCode::OK,
-            &serde_json::json!({
-                "node_id": shared.node_id,
-                "config_version": config.version,
-                "config_hash": config.hash,
-                "control_plane_connected": shared.connected.load(Ordering::Relaxed),
-                "routes": config.routes.len(),
-                "upstreams": config.upstreams.len(),
-                "software_version": env!("CARGO_PKG_VERSION"),
-            }),
-        ),
+        "/status" => {
+            let origin = shared.cache.origin();
+            json_response(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "node_id": shared.node_id,
+                    "config_version": config.version,
+                    "config_hash": config.hash,
+                    // "control_plane", "cache" or "none"; `stale` while a
+                    // config restored from the cache is unconfirmed.
+                    "config_source": origin.source(),
+                    "stale": origin.is_stale(),
+                    "control_plane_connected": shared.connected.load(Ordering::Relaxed),
+                    "routes": config.routes.len(),
+                    "upstreams": config.upstreams.len(),
+                    // Which path configs took (full snapshots or deltas),
+                    // and the encoded size of the last one applied.
+                    "snapshots_applied": shared.stats.snapshots_applied.load(Ordering::Relaxed),
+                    "deltas_applied": shared.stats.deltas_applied.load(Ordering::Relaxed),
+                    "last_config_bytes": shared.stats.last_config_bytes.load(Ordering::Relaxed),
+                    "software_version": env!("CARGO_PKG_VERSION"),
+                }),
+            )
+        }
         _ => json_response(
             StatusCode::NOT_FOUND,
             &serde_json::json!({"message": "not found"}),
