@@ -100,6 +100,10 @@ struct DataPlaneArgs {
     control_plane: Vec<String>,
     #[arg(long, env = "TURNPIKE_PROXY_LISTEN", default_value = "0.0.0.0:8000")]
     proxy_listen: SocketAddr,
+    /// HTTPS proxy listener (e.g. 0.0.0.0:8443), serving the config's
+    /// certificates by SNI; off unless set.
+    #[arg(long, env = "TURNPIKE_PROXY_TLS_LISTEN")]
+    proxy_tls_listen: Option<SocketAddr>,
     #[arg(long, env = "TURNPIKE_STATUS_LISTEN", default_value = "127.0.0.1:8100")]
     status_listen: SocketAddr,
     #[arg(long, env = "TURNPIKE_CLUSTER_TOKEN", hide_env_values = true)]
@@ -130,6 +134,15 @@ struct DataPlaneArgs {
     /// Threads of the proxy's runtime; one per core by default.
     #[arg(long, env = "TURNPIKE_WORKER_THREADS")]
     worker_threads: Option<usize>,
+    /// Open client connections per proxy listener; past it, new ones get a
+    /// 503 and are closed at once (keep it below the file-descriptor limit).
+    #[arg(
+        long,
+        env = "TURNPIKE_MAX_CONNECTIONS",
+        default_value_t = turnpike_data_plane::listener::limits::MAX_CONNECTIONS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_connections: usize,
 }
 
 fn main() -> ExitCode {
@@ -282,6 +295,11 @@ async fn data_plane(args: DataPlaneArgs) -> anyhow::Result<()> {
     let settings = turnpike_data_plane::Settings {
         control_planes: args.control_plane,
         proxy_listen: args.proxy_listen,
+        proxy_tls_listen: args.proxy_tls_listen,
+        limits: turnpike_data_plane::listener::Limits {
+            max_connections: args.max_connections,
+            ..Default::default()
+        },
         status_listen: args.status_listen,
         cluster_token: args.cluster_token,
         node_id: args.node_id,

@@ -1,5 +1,6 @@
 //! The data plane's one error enum; [`Error::status`] is the one place that
-//! maps proxy errors to HTTP statuses.
+//! maps proxy errors to HTTP statuses (and [`Error::closes_connection`]
+//! says which answers also close the connection).
 
 use std::path::PathBuf;
 
@@ -11,6 +12,26 @@ pub enum Error {
     NoRoute,
     #[error("request has more than one Host header")]
     AmbiguousHost,
+    #[error("HTTP/1.1 request without a Host header")]
+    MissingHost,
+    #[error("invalid host: {0}")]
+    InvalidHost(&'static str),
+    #[error("the request URI's authority differs from the Host header")]
+    HostMismatch,
+    #[error("request path refused: {0}")]
+    InvalidPath(&'static str),
+    #[error("request target longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("invalid request header: {0}")]
+    InvalidHeader(&'static str),
+    #[error("ambiguous request framing: {0}")]
+    InvalidFraming(&'static str),
+    #[error("only the chunked transfer coding is supported")]
+    UnsupportedTransferEncoding,
+    /// The client's body broke off or was malformed (a bad chunk, an early
+    /// end) while it was being forwarded.
+    #[error("the request body is malformed or incomplete")]
+    ClientBody(#[source] hyper_util::client::legacy::Error),
     #[error("upstream '{0}' has no target in rotation")]
     NoTarget(String),
     #[error("could not connect to the upstream")]
@@ -19,6 +40,10 @@ pub enum Error {
     UpstreamTimeout,
     #[error("the upstream sent an invalid response")]
     UpstreamProtocol(#[source] hyper_util::client::legacy::Error),
+    /// Parsed by hyper, but framed ambiguously (`Content-Length` with
+    /// `Transfer-Encoding`, several lengths): not passed on.
+    #[error("the upstream sent an ambiguous response: {0}")]
+    UpstreamFraming(&'static str),
     #[error("could not build the upstream request: {0}")]
     BadUpstreamRequest(String),
     #[error("config refused: {0}")]
@@ -27,6 +52,9 @@ pub enum Error {
     Compile(String),
     #[error("control plane: {0}")]
     ControlPlane(String),
+    /// The TLS listener could not be set up.
+    #[error("TLS listener: {0}")]
+    Tls(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     /// The disk cache holds something that must not be served: truncated,
@@ -44,19 +72,39 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::NoRoute => StatusCode::NOT_FOUND,
-            Error::AmbiguousHost => StatusCode::BAD_REQUEST,
+            Error::AmbiguousHost
+            | Error::MissingHost
+            | Error::InvalidHost(_)
+            | Error::HostMismatch
+            | Error::InvalidPath(_)
+            | Error::InvalidHeader(_)
+            | Error::InvalidFraming(_)
+            | Error::ClientBody(_) => StatusCode::BAD_REQUEST,
+            Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Error::UnsupportedTransferEncoding => StatusCode::NOT_IMPLEMENTED,
             Error::NoTarget(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamConnect(_)
             | Error::UpstreamProtocol(_)
+            | Error::UpstreamFraming(_)
             | Error::BadUpstreamRequest(_) => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Error::Config(_)
             | Error::Compile(_)
             | Error::ControlPlane(_)
+            | Error::Tls(_)
             | Error::Io(_)
             | Error::CacheRefused { .. }
             | Error::CacheWrite { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// Whether the answer closes the client's connection: after a request
+    /// refused for its framing, head or body, what follows on the
+    /// connection cannot be trusted to start a new request (and the body
+    /// was not read).
+    pub fn closes_connection(&self) -> bool {
+        self.status().is_client_error() && !matches!(self, Error::NoRoute)
+            || matches!(self, Error::UnsupportedTransferEncoding)
     }
 }
 

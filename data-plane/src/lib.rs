@@ -4,7 +4,9 @@
 //! (`router`), picks a target (`balancer`) and streams through a pooled
 //! upstream client. `status` serves health and readiness. `cache` keeps
 //! the last applied config on disk and restores it at start, so a restart
-//! without a reachable control plane still serves.
+//! without a reachable control plane still serves. With
+//! `--proxy-tls-listen`, `listener::tls` terminates TLS with the config's
+//! certificates (`compile::certs`).
 #![forbid(unsafe_code)]
 
 pub mod balancer;
@@ -36,6 +38,8 @@ use crate::proxy::client::ClientRegistry;
 pub struct Settings {
     pub control_planes: Vec<String>,
     pub proxy_listen: SocketAddr,
+    /// The TLS proxy listener; off when `None`.
+    pub proxy_tls_listen: Option<SocketAddr>,
     pub status_listen: SocketAddr,
     pub cluster_token: String,
     pub node_id: Option<String>,
@@ -43,6 +47,8 @@ pub struct Settings {
     pub labels: BTreeMap<String, String>,
     /// TLS to the control plane (required for `https://` addresses).
     pub cluster_tls: Option<config_client::ClusterTls>,
+    /// Limits of the proxy listener (`--max-connections`; the rest fixed).
+    pub limits: listener::Limits,
 }
 
 /// State shared by the proxy, the status endpoints and the config client.
@@ -54,6 +60,8 @@ pub struct Shared {
     pub node_id: String,
     pub labels: BTreeMap<String, String>,
     pub clients: Arc<ClientRegistry>,
+    /// Parsed TLS keys, reused across versions while their PEM is unchanged.
+    pub certificate_keys: Arc<compile::certs::KeyCache>,
     /// The disk cache (if `--cache-dir`) and where the config in use came from.
     pub cache: cache::Cache,
     /// How many configs arrived as snapshots and as deltas, for `/status`.
@@ -62,6 +70,7 @@ pub struct Shared {
 
 pub struct Running {
     pub proxy_addr: SocketAddr,
+    pub proxy_tls_addr: Option<SocketAddr>,
     pub status_addr: SocketAddr,
     pub shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
@@ -99,6 +108,7 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
         node_id,
         labels: settings.labels.clone(),
         clients: Arc::default(),
+        certificate_keys: Arc::default(),
         cache: cache::Cache::new(settings.cache_dir.clone()),
         stats: Default::default(),
     });
@@ -106,7 +116,20 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
     let status = TcpListener::bind(settings.status_listen).await?;
     let proxy_addr = proxy.local_addr()?;
     let status_addr = status.local_addr()?;
-    tracing::info!(node_id = %shared.node_id, %proxy_addr, %status_addr, "data plane listening");
+    let proxy_tls = match settings.proxy_tls_listen {
+        Some(addr) => {
+            let config = listener::tls::server_config(Arc::new(listener::tls::SniResolver::new(
+                shared.clone(),
+            )))?;
+            Some((TcpListener::bind(addr).await?, Arc::new(config)))
+        }
+        None => None,
+    };
+    let proxy_tls_addr = match &proxy_tls {
+        Some((l, _)) => Some(l.local_addr()?),
+        None => None,
+    };
+    tracing::info!(node_id = %shared.node_id, %proxy_addr, ?proxy_tls_addr, %status_addr, "data plane listening");
     // Before the stream starts: the Hello then carries the cached version,
     // and a refused cache leaves the empty config, as without one.
     cache::restore(&shared).await;
@@ -125,11 +148,23 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
             shutdown.clone(),
         ));
         let ps = s.clone();
-        let proxy_task = tokio::spawn(listener::serve(
+        let proxy_task = tokio::spawn(listener::serve_with(
             proxy,
+            settings.limits.clone(),
             move |peer, req| proxy::handle(ps.clone(), peer, req),
             shutdown.clone(),
         ));
+        let tls_task = proxy_tls.map(|(listener, config)| {
+            let ps = s.clone();
+            tokio::spawn(listener::tls::serve(
+                listener,
+                config,
+                // The plaintext proxy's limits (`listener::serve`'s defaults).
+                listener::Limits::default(),
+                move |peer, req| proxy::handle(ps.clone(), peer, req),
+                shutdown.clone(),
+            ))
+        });
         // The status port stays up until the proxy has drained, so
         // orchestrators see readiness fall to 503 while requests finish.
         let (status_stop, status_shutdown) = watch::channel(false);
@@ -142,12 +177,16 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
         stopped(&mut stop).await;
         s.draining.store(true, Ordering::Relaxed);
         let _ = proxy_task.await;
+        if let Some(t) = tls_task {
+            let _ = t.await;
+        }
         let _ = status_stop.send(true);
         let _ = status_task.await;
         client.abort();
     });
     Ok(Running {
         proxy_addr,
+        proxy_tls_addr,
         status_addr,
         shared,
         task,

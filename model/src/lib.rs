@@ -1,7 +1,8 @@
 //! Turnpike's domain config: the entities operators write (`*Spec`), their
 //! validation with field paths, the immutable [`Snapshot`] a version stands
 //! for, its canonical hash, and conversion to and from the wire types of
-//! `turnpike-proto`.
+//! `turnpike-proto`; and the route matcher ([`router`]) both planes run, so
+//! the control plane can tell which route a request would hit.
 //!
 //! No I/O happens here: the control plane validates with this crate before it
 //! stores anything, and the data plane validates again before it compiles.
@@ -16,6 +17,7 @@ pub mod error;
 pub mod pattern;
 pub mod plugin;
 pub mod route;
+pub mod router;
 pub mod snapshot;
 pub mod upstream;
 mod wire;

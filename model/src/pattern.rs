@@ -1,8 +1,9 @@
 //! Parsing of the route match patterns: hosts (`api.example.com`,
 //! `*.example.com`) and paths (`/prefix`, `=/exact`, `~regex`).
 //!
-//! The data plane compiles the parsed patterns; the control plane uses the
-//! same parser to validate, so both sides agree on what a pattern means.
+//! `router` compiles the parsed patterns (in the data plane, and in the
+//! control plane for `GET /routes/match`); validation uses the same parser,
+//! so both sides agree on what a pattern means.
 
 /// A route host, lowercased, without port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -41,8 +41,8 @@ pub struct RouteSpec {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(example = json!(["GET", "POST"])))]
     pub methods: Vec<String>,
-    /// Higher wins; ties are broken by the specificity rule (see the
-    /// data plane's router).
+    /// Higher wins; ties are broken by the specificity rule (documented
+    /// in docs/admin-api.md; `GET /api/v1/routes/match` shows it applied).
     #[serde(default)]
     pub priority: i32,
     /// The upstream's id or name on input; always its id once stored.

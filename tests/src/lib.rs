@@ -5,12 +5,15 @@
 //! Every test gets its own database and its own ports, so tests run in
 //! parallel.
 
+pub mod counting_upstream;
 pub mod http_client;
 pub mod process;
+pub mod raw;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+pub use counting_upstream::CountingUpstream;
 pub use http_client::{Answer, Http};
 pub use process::{ControlPlane, DataPlane, Echo, assert_status, drop_database, free_port};
 

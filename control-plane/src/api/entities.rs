@@ -51,7 +51,13 @@ impl ApiEntity for UpstreamSpec {
 impl ApiEntity for RouteSpec {
     fn check(&mut self, _existing: Option<&Self>) -> Result<(), Error> {
         self.normalize();
-        Ok(self.validate()?)
+        let mut errors = self.validate().err().unwrap_or_default();
+        if self.name == "match" {
+            // `/routes/match` is the route matcher, so it could not be read
+            // or changed by that name.
+            errors.push("name", "'match' is reserved (GET /api/v1/routes/match)");
+        }
+        Ok(errors.into_result()?)
     }
 
     async fn resolve(&mut self, tx: &mut WriteTx) -> Result<Refs, Error> {

@@ -11,6 +11,7 @@ mod input;
 pub mod openapi;
 mod policy;
 mod problem;
+mod route_match;
 
 use std::time::Duration;
 
@@ -53,7 +54,9 @@ macro_rules! entity_routes {
 }
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new();
+    // Before `/routes/{key}`: the static segment is the matcher, not a
+    // route named `match` (a name the API refuses).
+    let api = Router::new().route("/routes/match", get(route_match::handle));
     let api = entity_routes!(api, "/upstreams", UpstreamSpec);
     let api = entity_routes!(api, "/routes", RouteSpec);
     let api = entity_routes!(api, "/consumers", ConsumerSpec);

@@ -17,9 +17,10 @@ use utoipa::{PartialSchema, ToSchema};
 
 use super::admin::{CreatedToken, NewToken, Role};
 use super::cluster_view::{DataPlaneView, DataPlanes};
-use crate::store::{AuditEntry, TokenInfo, VersionInfo};
+use crate::store::{AuditEntry, SnapshotBuild, TokenInfo, VersionInfo};
 
 mod paths;
+mod route_match;
 mod schemas;
 
 /// Entities with full CRUD: (collection path, spec schema, object schema).
@@ -54,6 +55,7 @@ pub fn document() -> Value {
         schema::<Algorithm>(),
         schema::<FieldError>(),
         schema::<VersionInfo>(),
+        schema::<SnapshotBuild>(),
         schema::<DataPlaneView>(),
         schema::<DataPlanes>(),
         schema::<TokenInfo>(),
@@ -86,6 +88,7 @@ pub fn document() -> Value {
         paths::entity(&mut paths, collection, spec, object);
     }
     paths::other(&mut paths);
+    route_match::path(&mut paths);
     paths::history(&mut paths);
     paths::credentials(&mut paths);
 
@@ -134,6 +137,7 @@ fn handwritten_schemas() -> Value {
     }
     schemas::history(&mut out);
     schemas::credentials(&mut out);
+    route_match::schemas(&mut out);
     out
 }
 

@@ -1,10 +1,15 @@
 //! Snapshot publishing: the newest committed version, shared with every
-//! cluster stream through a `watch` channel.
+//! cluster stream through a `watch` channel. `routing` compiles a version's
+//! routes for the admin API's route matcher.
 
-use std::sync::Arc;
+mod routing;
+
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
 use turnpike_proto as proto;
+
+pub use routing::Routing;
 
 /// A committed version, ready to send.
 #[derive(Debug)]
@@ -12,6 +17,8 @@ pub struct Published {
     pub version: u64,
     pub hash: String,
     pub wire: proto::Snapshot,
+    /// Its routes compiled for `GET /routes/match`, built on first use.
+    routing: OnceLock<Result<Arc<Routing>, String>>,
 }
 
 impl Published {
@@ -20,6 +27,7 @@ impl Published {
             version: wire.version,
             hash: wire.hash.clone(),
             wire,
+            routing: OnceLock::new(),
         })
     }
 }

@@ -19,13 +19,15 @@ use sqlx::{PgPool, Postgres};
 pub use admin::{AuditEntry, TokenInfo};
 pub use entities::{EntityKind, EntitySpec, ListPage, Refs, Stored};
 pub use fleet::{DataPlaneRow, HelloInfo};
-pub use versions::{CONFIG_CHANNEL, Change, VersionInfo, WriteTx};
+pub use versions::{CONFIG_CHANNEL, Change, SnapshotBuild, VersionInfo, WriteTx};
 
 use crate::Error;
 
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    /// The last snapshot this process built, shown by `GET /config`.
+    last_build: versions::LastBuild,
 }
 
 impl Store {
@@ -46,14 +48,20 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            last_build: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
 
     /// Wraps an existing pool (used by `#[sqlx::test]`).
     pub async fn from_pool(pool: PgPool) -> Result<Store, Error> {
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            last_build: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }

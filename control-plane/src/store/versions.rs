@@ -1,7 +1,8 @@
 //! Config versions: the write transaction that draws them, the snapshot each
 //! one stores, and reading them back.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -31,6 +32,44 @@ pub struct VersionInfo {
     pub version: u64,
     pub hash: String,
     pub created_at: DateTime<Utc>,
+    /// The last snapshot this control plane process built (for any
+    /// version, on any write it served); null until it built one. A version
+    /// written through another control plane is built there.
+    pub last_build: Option<SnapshotBuild>,
+}
+
+/// The cost of one snapshot build, kept so operators (and
+/// `bench/scale.sh`) can see what a write costs at their config's size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SnapshotBuild {
+    /// The version the snapshot was built for.
+    pub version: u64,
+    /// Milliseconds to read every entity in the write transaction, validate
+    /// the whole, convert, encode and hash it (not the entity changes before
+    /// it, nor storing it).
+    pub build_ms: f64,
+    /// Encoded size of the snapshot's config: what a data plane that gets
+    /// this version in full receives.
+    pub snapshot_bytes: u64,
+}
+
+/// The last [`SnapshotBuild`] of this process, shared by its writers.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LastBuild(Arc<Mutex<Option<SnapshotBuild>>>);
+
+impl LastBuild {
+    /// Keeps `b` unless a newer version was recorded (writers build under
+    /// the advisory lock but record after their commit, in either order).
+    fn record(&self, b: SnapshotBuild) {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|l| l.version < b.version) {
+            *last = Some(b);
+        }
+    }
+
+    fn get(&self) -> Option<SnapshotBuild> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What a change was, for the version history and the audit log.
@@ -59,6 +98,7 @@ impl Change<'_> {
 /// rolls everything back and no version is recorded.
 pub struct WriteTx {
     tx: Transaction<'static, Postgres>,
+    last_build: LastBuild,
 }
 
 impl Store {
@@ -68,7 +108,10 @@ impl Store {
             .bind(CONFIG_WRITE_LOCK)
             .execute(&mut *tx)
             .await?;
-        Ok(WriteTx { tx })
+        Ok(WriteTx {
+            tx,
+            last_build: self.last_build.clone(),
+        })
     }
 
     /// Records version 1 (the empty config) on a fresh database, and returns
@@ -118,6 +161,7 @@ impl Store {
             version: row.0 as u64,
             hash: row.1,
             created_at: row.2,
+            last_build: self.last_build.get(),
         })
     }
 }
@@ -144,6 +188,7 @@ impl WriteTx {
         let (version,): (i64,) = sqlx::query_as("SELECT nextval('config_version_seq')")
             .fetch_one(&mut *self.tx)
             .await?;
+        let started = Instant::now();
         let snapshot = self.build_snapshot(version as u64).await?;
         // Every entity was validated on its way in; this catches what only
         // the whole can show, and guards against a bug publishing bad config.
@@ -156,6 +201,11 @@ impl WriteTx {
             .as_ref()
             .map(Message::encode_to_vec)
             .unwrap_or_default();
+        let build = SnapshotBuild {
+            version: version as u64,
+            build_ms: started.elapsed().as_micros() as f64 / 1000.0,
+            snapshot_bytes: bytes.len() as u64,
+        };
         sqlx::query(
             "INSERT INTO config_versions (version, hash, snapshot, author, summary) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -176,6 +226,13 @@ impl WriteTx {
             .execute(&mut *self.tx)
             .await?;
         self.tx.commit().await?;
+        tracing::debug!(
+            version,
+            build_ms = build.build_ms,
+            snapshot_bytes = build.snapshot_bytes,
+            "snapshot built"
+        );
+        self.last_build.record(build);
         Ok(Published::new(wire))
     }
 

@@ -205,7 +205,7 @@ pub async fn restore(shared: &Shared) {
     let Some(dir) = shared.cache.dir().map(Path::to_path_buf) else {
         return;
     };
-    let clients = shared.clients.clone();
+    let (clients, keys) = (shared.clients.clone(), shared.certificate_keys.clone());
     let path = file::path(&dir);
     let loaded = tokio::task::spawn_blocking(move || {
         let Some(snapshot) = file::read(&dir)? else {
@@ -214,7 +214,7 @@ pub async fn restore(shared: &Shared) {
         let hash = snapshot.hash();
         // A config that does not compile is refused like a corrupt file:
         // nothing of it is served.
-        Compiled::build(&snapshot, hash, &clients)
+        Compiled::build(&snapshot, hash, &clients, &keys)
             .map(Some)
             .map_err(|e| crate::Error::CacheRefused {
                 path: file::path(&dir),
@@ -267,6 +267,7 @@ mod tests {
             node_id: "test".into(),
             labels: BTreeMap::new(),
             clients: Arc::default(),
+            certificate_keys: Arc::default(),
             cache: Cache::new(Some(dir.to_path_buf())),
             stats: Default::default(),
         }

@@ -1,6 +1,9 @@
 //! Compilation of a validated snapshot into what the request path runs: the
-//! route table, one balancer and client per upstream. Runs off the request
-//! path; the result is swapped in whole.
+//! route table, one balancer and client per upstream, the TLS certificates
+//! by SNI (`certs`). Runs off the request path; the result is swapped in
+//! whole.
+
+pub mod certs;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::balancer::{CompiledTarget, RoundRobin};
+use crate::compile::certs::{CompiledCertificates, KeyCache};
 use crate::proxy::client::{ClientRegistry, UpstreamClient};
 use crate::router::CompiledRouter;
 
@@ -42,6 +46,8 @@ pub struct Compiled {
     pub router: CompiledRouter,
     pub routes: Vec<CompiledRoute>,
     pub upstreams: Vec<CompiledUpstream>,
+    /// What the TLS listener serves, by SNI; swapped with the routes.
+    pub certificates: CompiledCertificates,
 }
 
 impl Compiled {
@@ -54,6 +60,7 @@ impl Compiled {
             router: CompiledRouter::default(),
             routes: Vec::new(),
             upstreams: Vec::new(),
+            certificates: CompiledCertificates::default(),
         }
     }
 
@@ -61,6 +68,7 @@ impl Compiled {
         snapshot: &Snapshot,
         hash: String,
         clients: &ClientRegistry,
+        keys: &KeyCache,
     ) -> Result<Compiled, Error> {
         let mut upstreams = Vec::with_capacity(snapshot.upstreams.len());
         for u in &snapshot.upstreams {
@@ -112,7 +120,9 @@ impl Compiled {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let router = CompiledRouter::build(&snapshot.routes).map_err(Error::Compile)?;
+        let router =
+            CompiledRouter::build(&snapshot.routes).map_err(|e| Error::Compile(e.to_string()))?;
+        let certificates = CompiledCertificates::build(&snapshot.certificates, keys)?;
         Ok(Compiled {
             version: snapshot.version,
             hash,
@@ -120,6 +130,7 @@ impl Compiled {
             router,
             routes,
             upstreams,
+            certificates,
         })
     }
 }

@@ -11,7 +11,7 @@ mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -158,6 +158,7 @@ async fn send(
 
 /// Validates, compiles and swaps in one snapshot; answers ACK or NACK.
 async fn apply(shared: &Shared, wire: proto::Snapshot) -> proto::data_plane_message::Message {
+    let started = Instant::now();
     let version = wire.version;
     let held = shared.config.load().version;
     if version < held {
@@ -170,30 +171,39 @@ async fn apply(shared: &Shared, wire: proto::Snapshot) -> proto::data_plane_mess
         bytes: prost::Message::encoded_len(&wire),
     };
     // Compiling a large config is CPU work; keep it off the proxy's threads.
-    let clients = shared.clients.clone();
+    let (clients, keys) = (shared.clients.clone(), shared.certificate_keys.clone());
     let compiled = tokio::task::spawn_blocking(move || {
         let snapshot = Snapshot::try_from(wire)?;
-        Compiled::build(&snapshot, snapshot.hash(), &clients).map(|c| (c, snapshot))
+        Compiled::build(&snapshot, snapshot.hash(), &clients, &keys).map(|c| (c, snapshot))
     })
     .await;
-    finish(shared, version, applied, compiled).await
+    finish(shared, version, (applied, started), compiled).await
 }
 
 /// Swaps in a compiled version (from a snapshot or a delta) and ACKs it, or
-/// NACKs what failed.
+/// NACKs what failed. `started` is when its message was taken up, so the
+/// recorded apply time covers decode to swap.
 async fn finish(
     shared: &Shared,
     version: u64,
-    applied: Applied,
+    (applied, started): (Applied, Instant),
     compiled: Result<Result<(Compiled, Snapshot), Error>, tokio::task::JoinError>,
 ) -> proto::data_plane_message::Message {
     match compiled {
         Ok(Ok((compiled, snapshot))) => {
             let hash = compiled.hash.clone();
             shared.config.store(Arc::new(compiled));
+            let took = started.elapsed();
             shared.cache.applied_from_control_plane();
-            shared.stats.record(applied);
-            tracing::info!(version, %hash, kind = applied.kind(), bytes = applied.bytes(), "config applied");
+            shared.stats.record(applied, took);
+            tracing::info!(
+                version,
+                %hash,
+                kind = applied.kind(),
+                bytes = applied.bytes(),
+                apply_ms = took.as_secs_f64() * 1000.0,
+                "config applied"
+            );
             // Swap, cache, then ACK (PROTOCOL.md step 3).
             shared.cache.save(snapshot).await;
             proto::data_plane_message::Message::Ack(proto::Ack { version, hash })
@@ -227,6 +237,7 @@ mod tests {
             node_id: "test".into(),
             labels: BTreeMap::new(),
             clients: Arc::default(),
+            certificate_keys: Arc::default(),
             cache: crate::cache::Cache::default(),
             stats: ConfigStats::default(),
         }

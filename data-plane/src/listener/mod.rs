@@ -1,5 +1,13 @@
 //! Accept loops: each connection served by hyper-util's auto builder
 //! (HTTP/1.1, and HTTP/2 prior knowledge), tracked for graceful shutdown.
+//! `tls` is the same over TLS, with ALPN. `limits` holds the limits and
+//! their defaults; `idle` the per-connection head and idle deadlines.
+
+pub mod idle;
+pub mod limits;
+pub mod tls;
+
+pub use limits::{HEADER_READ_TIMEOUT, Limits};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,60 +16,97 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// Time a client gets to send a complete request head (slowloris guard).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time in-flight requests get to finish after shutdown begins.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Serves `handler` on `listener` until `shutdown`, then drains.
-pub async fn serve<H, F, B>(listener: TcpListener, handler: H, mut shutdown: watch::Receiver<bool>)
+/// Serves `handler` on `listener` with the default [`Limits`] until
+/// `shutdown`, then drains.
+pub async fn serve<H, F, B>(listener: TcpListener, handler: H, shutdown: watch::Receiver<bool>)
 where
     H: Fn(SocketAddr, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
-    B: Body + Send + 'static,
+    B: Body + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+    serve_with(listener, Limits::default(), handler, shutdown).await;
+}
+
+/// [`serve`] with these limits: connections past `max_connections` are
+/// refused at once, and each socket carries its head and idle deadlines.
+pub async fn serve_with<H, F, B>(
+    listener: TcpListener,
+    limits: Limits,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    H: Fn(SocketAddr, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let builder = limits.builder();
+    let admission = limits::Admission::new(limits.max_connections);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off briefly
-                    // instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener) => accepted,
             _ = crate::stopped(&mut shutdown) => break,
+        };
+        let Some(permit) = admission.admit(&stream) else {
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let svc = service_fn(move |req| handler(peer, req));
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
+        let activity = std::sync::Arc::new(idle::Activity::default());
+        let io = idle::IdleIo::new(
+            stream,
+            activity.clone(),
+            limits.header_read_timeout,
+            limits.idle_timeout,
+        );
+        let svc = service_fn(move |req: Request<Incoming>| {
+            idle::track(&activity, req.version(), handler(peer, req))
+        });
+        let conn = builder.serve_connection(TokioIo::new(io), svc).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
+    drain(graceful).await;
+}
+
+pub(crate) type Builder = auto::Builder<TokioExecutor>;
+
+/// The next connection; accept errors are logged and retried.
+pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(a) => return a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly
+                // instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Lets watched connections finish, for at most [`DRAIN_DEADLINE`].
+pub(crate) async fn drain(graceful: GracefulShutdown) {
     if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown())
         .await
         .is_err()

@@ -1,10 +1,17 @@
 //! The request path, top to bottom: load the config once → match a route →
 //! pick a target → rewrite the request → send it through the upstream's pool
-//! → hand the response back, streaming both bodies.
+//! → hand the response back, streaming both bodies. Before routing, the
+//! request is checked (`hygiene`) and its path normalised once
+//! (`normalize`); every answer carries the request's `X-Request-Id`
+//! (`request_id`).
 
 pub mod client;
 pub mod headers;
+pub mod hygiene;
+pub mod normalize;
+pub mod request_id;
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::error::Error as _;
 use std::net::SocketAddr;
@@ -15,8 +22,10 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::capture_connection;
 
 use crate::compile::Compiled;
+use crate::listener::tls::OverTls;
 use crate::{Error, Shared};
 
 /// Bodies the proxy answers with: the upstream's, streamed, or its own.
@@ -31,29 +40,35 @@ pub async fn handle(
     // One load of the config: the request sees exactly one version, even if
     // a new one is swapped in while it runs.
     let config = shared.config.load_full();
-    match forward(&config, client, req).await {
-        Ok(resp) => Ok(resp),
-        Err(e) => Ok(error_response(&e)),
-    }
+    let request_id = request_id::of(req.headers());
+    let mut resp = match forward(&config, client, req, &request_id).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(&e, &request_id),
+    };
+    resp.headers_mut()
+        .insert(request_id::X_REQUEST_ID.clone(), request_id);
+    Ok(resp)
 }
 
 async fn forward(
     config: &Compiled,
     client: SocketAddr,
     mut req: Request<Incoming>,
+    request_id: &HeaderValue,
 ) -> Result<Response<ProxyBody>, Error> {
-    // 1. Which host was asked for: the Host header (HTTP/1) or the
-    //    authority (HTTP/2). Two Host headers are ambiguous: refuse.
-    let mut host_headers = req.headers().get_all(header::HOST).iter();
-    let host_header = host_headers.next().cloned();
-    if host_headers.next().is_some() {
-        return Err(Error::AmbiguousHost);
+    // 1. Hygiene: what hyper lets through but must not be forwarded (a
+    //    missing, doubled or contradicted Host, a coding other than
+    //    chunked, a long target...). Gives the host to route on: the Host
+    //    header (HTTP/1) or the authority (HTTP/2).
+    let host = hygiene::check(&req)?;
+    // One normalised path for routing, policies and the upstream.
+    let normalized = match normalize::normalize(req.uri().path())? {
+        Cow::Owned(path) => Some(path),
+        Cow::Borrowed(_) => None,
+    };
+    if let Some(path) = normalized {
+        set_path(&mut req, &path)?;
     }
-    let host = host_header.clone().or_else(|| {
-        req.uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
 
     // 2. Route.
     let host_str = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
@@ -87,9 +102,15 @@ async fn forward(
     *req.uri_mut() =
         Uri::from_parts(parts).map_err(|e| Error::BadUpstreamRequest(e.to_string()))?;
     *req.version_mut() = Version::HTTP_11;
+    // The TLS listener marks its requests (`listener::tls::OverTls`).
+    let proto = match req.extensions().get::<OverTls>() {
+        Some(_) => "https",
+        None => "http",
+    };
     let headers = req.headers_mut();
     headers::strip_hop_by_hop(headers);
-    headers::set_forwarded(headers, client.ip(), "http", host.as_ref());
+    headers::set_forwarded(headers, client.ip(), proto, host.as_ref());
+    headers.insert(request_id::X_REQUEST_ID.clone(), request_id.clone());
     if route.preserve_host {
         if let Some(h) = host {
             headers.insert(header::HOST, h);
@@ -100,6 +121,8 @@ async fn forward(
     }
 
     // 5. Send, bounded by the upstream's read timeout (connect included).
+    //    The connection is captured so a bad answer can retire it.
+    let connection = capture_connection(&mut req);
     let resp = match tokio::time::timeout(upstream.read_timeout, upstream.client.request(req)).await
     {
         Err(_) => return Err(Error::UpstreamTimeout),
@@ -108,9 +131,31 @@ async fn forward(
     };
 
     // 6. Respond, streaming the upstream's body.
+    //    A response hyper parsed but framed ambiguously is refused, and its
+    //    connection poisoned: dropping the body is not enough, since hyper
+    //    drains a short body and pools the connection again.
     let (mut parts, body) = resp.into_parts();
+    if let Err(e) = hygiene::check_response(&parts.headers) {
+        if let Some(c) = connection.connection_metadata().as_ref() {
+            c.poison();
+        }
+        return Err(e);
+    }
     headers::strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, Either::Left(body)))
+}
+
+/// Replaces the request's path, keeping its query (and authority).
+fn set_path<B>(req: &mut Request<B>, path: &str) -> Result<(), Error> {
+    let pq = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query =
+        Some(PathAndQuery::try_from(pq).map_err(|_| Error::InvalidPath("not a valid URI path"))?);
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| Error::InvalidPath("not a valid URI"))?;
+    Ok(())
 }
 
 /// Removes the first `len` bytes of the path, keeping the query. What is
@@ -144,18 +189,51 @@ fn classify(e: hyper_util::client::legacy::Error) -> Error {
             source = s.source();
         }
         Error::UpstreamConnect(e)
+    } else if request_body_failed(&e) {
+        Error::ClientBody(e)
     } else {
         Error::UpstreamProtocol(e)
     }
 }
 
-/// The proxy's own answers: small JSON bodies.
-pub fn error_response(e: &Error) -> Response<ProxyBody> {
+/// The client's body failed while it was being sent upstream: hyper's
+/// client reports a user-body error whose cause is the server side's
+/// (incoming body) error.
+fn request_body_failed(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && h.is_user()
+            && h.source().is_some_and(|c| c.is::<hyper::Error>())
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The proxy's own answers: small JSON bodies naming the request id;
+/// `Connection: close` when the request's framing cannot be trusted.
+pub fn error_response(e: &Error, request_id: &HeaderValue) -> Response<ProxyBody> {
     let status = e.status();
     if status.is_server_error() {
-        tracing::warn!(error = %e, source = ?e.source(), "proxy error");
+        tracing::warn!(error = %e, source = ?e.source(), request_id = ?request_id, "proxy error");
+    } else {
+        tracing::debug!(error = %e, request_id = ?request_id, "request refused");
     }
-    json_response(status, &serde_json::json!({ "message": e.to_string() }))
+    let mut resp = json_response(
+        status,
+        &serde_json::json!({
+            "message": e.to_string(),
+            "request_id": request_id.to_str().unwrap_or_default(),
+        }),
+    );
+    if e.closes_connection() {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody> {

@@ -57,11 +57,14 @@ pub async fn handle(
                     "control_plane_connected": shared.connected.load(Ordering::Relaxed),
                     "routes": config.routes.len(),
                     "upstreams": config.upstreams.len(),
+                    "tls_certificates": config.certificates.len(),
                     // Which path configs took (full snapshots or deltas),
-                    // and the encoded size of the last one applied.
+                    // and the encoded size of the last one applied and how
+                    // long it took from the decoded message to the swap.
                     "snapshots_applied": shared.stats.snapshots_applied.load(Ordering::Relaxed),
                     "deltas_applied": shared.stats.deltas_applied.load(Ordering::Relaxed),
                     "last_config_bytes": shared.stats.last_config_bytes.load(Ordering::Relaxed),
+                    "last_apply_ms": shared.stats.last_apply_us.load(Ordering::Relaxed) as f64 / 1000.0,
                     "software_version": env!("CARGO_PKG_VERSION"),
                 }),
             )

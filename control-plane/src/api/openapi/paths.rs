@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::api::input::MAX_LIMIT;
 
-fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
+pub(super) fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     for c in codes {
         m.insert(
@@ -20,7 +20,7 @@ fn json_body(schema: &str) -> Value {
     json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
 }
 
-fn ok(
+pub(super) fn ok(
     code: &str,
     description: &str,
     schema: &str,
@@ -41,7 +41,7 @@ fn ok(
     Value::Object(errs)
 }
 
-fn op(id: &str, tag: &str, summary: &str, responses: Value) -> Value {
+pub(super) fn op(id: &str, tag: &str, summary: &str, responses: Value) -> Value {
     json!({"operationId": id, "tags": [tag], "summary": summary, "responses": responses})
 }
 

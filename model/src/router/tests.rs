@@ -1,11 +1,11 @@
 //! Router unit tests: each precedence rule, segment-boundary prefixes, host
-//! normalization.
+//! normalization, and `matches` (every match, best first, with its reason).
 
+use crate::{Route, RouteSpec};
 use http::{HeaderMap, HeaderValue, Method};
-use turnpike_model::{Route, RouteSpec};
 use uuid::Uuid;
 
-use super::{CompiledRouter, normalize_host};
+use super::{CompiledRouter, Criterion, normalize_host};
 
 fn route(json: serde_json::Value) -> Route {
     let mut spec: RouteSpec = serde_json::from_value(json).unwrap();
@@ -118,6 +118,11 @@ fn hosts_exact_then_wildcard_then_any() {
         "a wildcard needs a label"
     );
     assert_eq!(t.name("GET", "other.org", "/"), Some("any"));
+    assert_eq!(
+        t.name("GET", ".example.com", "/"),
+        Some("any"),
+        "an empty first label is not a label"
+    );
 }
 
 #[test]
@@ -211,4 +216,75 @@ fn header_conditions_filter_and_outrank() {
         .0,
         "v2"
     );
+}
+
+#[test]
+fn double_slashes_do_not_offer_the_root_twice() {
+    let t = Table::new(vec![
+        serde_json::json!({"name": "root", "paths": ["/"], "upstream": "u"}),
+        serde_json::json!({"name": "a", "paths": ["/a"], "upstream": "u"}),
+    ]);
+    assert_eq!(t.hit("GET", "h", "//a"), Some(("root", 0)));
+    assert_eq!(t.hit("GET", "h", "/a//b"), Some(("a", 2)));
+}
+
+#[test]
+fn matches_lists_every_route_best_first_with_its_patterns() {
+    let t = Table::new(vec![
+        serde_json::json!({"name": "catch-all", "upstream": "u"}),
+        serde_json::json!({"name": "users", "hosts": ["other.org", "*.example.com"], "paths": ["~/u", "/users"], "upstream": "u"}),
+        serde_json::json!({"name": "users-exact-host", "hosts": ["api.example.com"], "paths": ["/users"], "upstream": "u"}),
+        serde_json::json!({"name": "posts", "paths": ["/posts"], "upstream": "u"}),
+    ]);
+    let all = t.1.matches(
+        "API.example.com:443",
+        "/users/7",
+        &Method::GET,
+        &HeaderMap::new(),
+    );
+    let names: Vec<&str> = all
+        .iter()
+        .map(|m| t.0[m.route].spec.name.as_str())
+        .collect();
+    assert_eq!(names, ["users-exact-host", "users", "catch-all"]);
+    let first =
+        t.1.lookup(
+            "API.example.com:443",
+            "/users/7",
+            &Method::GET,
+            &HeaderMap::new(),
+        )
+        .unwrap();
+    assert_eq!(
+        (all[0].route, all[0].matched_len),
+        (first.route, first.matched_len)
+    );
+    // `users` matched through its wildcard host and its prefix (the better
+    // of its two paths), and lost to the exact host.
+    assert_eq!(
+        (all[1].host, all[1].path, all[1].matched_len),
+        (Some(1), Some(1), 6)
+    );
+    assert_eq!(all[0].rank.decided_by(&all[1].rank), Some(Criterion::Host));
+    assert_eq!((all[2].host, all[2].path), (None, None));
+    assert_eq!(all[1].rank.decided_by(&all[2].rank), Some(Criterion::Host));
+    assert!(
+        t.1.matches("h", "/nothing", &Method::GET, &HeaderMap::new())
+            .len()
+            == 1
+    );
+}
+
+#[test]
+fn build_names_the_broken_field() {
+    let mut bad = route(serde_json::json!({"name": "r", "paths": ["/ok"], "upstream": "u"}));
+    bad.spec.paths.push("nope".into());
+    bad.spec.methods.push("G ET".into());
+    let err = CompiledRouter::build(&[
+        route(serde_json::json!({"name": "fine", "upstream": "u"})),
+        bad,
+    ])
+    .unwrap_err();
+    let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["routes[1].methods[0]", "routes[1].paths[1]"]);
 }
