@@ -54,6 +54,20 @@ async fn configure(cp: &ControlPlane, echo: &Echo) -> u64 {
     route.version()
 }
 
+/// The value of an unlabelled sample on the data plane's `/metrics`.
+async fn metric(dp: &DataPlane, name: &str) -> Option<f64> {
+    let a = Http::default()
+        .get(&format!("{}/metrics", dp.status))
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
 async fn readyz(dp: &DataPlane) -> StatusCode {
     Http::default()
         .get(&format!("{}/readyz", dp.status))
@@ -100,6 +114,9 @@ async fn a_restart_without_control_plane_serves_the_cache_and_says_it_is_stale()
     assert_eq!(status["config_version"].as_u64(), Some(v), "{status}");
     assert_eq!(status["config_hash"], hash, "{status}");
     assert!(dp.proc.log().contains("serving the cached config"));
+    assert_eq!(metric(&dp, "turnpike_config_stale").await, Some(1.0));
+    assert_eq!(metric(&dp, "turnpike_config_from_cache").await, Some(1.0));
+    assert_eq!(metric(&dp, "turnpike_config_version").await, Some(v as f64));
 
     // The control plane comes back: the data plane says Hello with the
     // cached version, which is current, so nothing is sent and the cached
@@ -111,6 +128,11 @@ async fn a_restart_without_control_plane_serves_the_cache_and_says_it_is_stale()
     assert_eq!(status["stale"], false, "{status}");
     assert_eq!(status["config_source"], "cache", "{status}");
     assert_eq!(status["config_version"].as_u64(), Some(v), "{status}");
+    assert_eq!(metric(&dp, "turnpike_config_stale").await, Some(0.0));
+    assert_eq!(
+        metric(&dp, "turnpike_control_plane_connected").await,
+        Some(1.0)
+    );
 
     // The next change comes from the control plane, as before.
     let changed = cp

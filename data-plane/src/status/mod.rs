@@ -1,13 +1,18 @@
 //! The status endpoints on `--status-listen`: liveness, readiness (503 until
 //! a config is applied) and a JSON status of the node, including whether
-//! the config in use came from the disk cache and is stale.
+//! the config in use came from the disk cache and is stale; `/metrics`
+//! (`metrics`) shows the same in the Prometheus format.
+
+mod metrics;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use http::{Method, Request, Response, StatusCode};
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::Shared;
@@ -68,6 +73,18 @@ pub async fn handle(
                     "software_version": env!("CARGO_PKG_VERSION"),
                 }),
             )
+        }
+        "/metrics" => {
+            let mut resp = Response::new(Either::Right(Full::new(Bytes::from(metrics::render(
+                &shared,
+            )))));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            resp
         }
         _ => json_response(
             StatusCode::NOT_FOUND,
