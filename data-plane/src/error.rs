@@ -44,6 +44,10 @@ pub enum Error {
     /// `Transfer-Encoding`, several lengths): not passed on.
     #[error("the upstream sent an ambiguous response: {0}")]
     UpstreamFraming(&'static str),
+    /// A 101 the proxy cannot pass on: to a request that asked for no
+    /// WebSocket, or to another protocol.
+    #[error("the upstream switched protocols wrongly: {0}")]
+    UpstreamUpgrade(&'static str),
     #[error("could not build the upstream request: {0}")]
     BadUpstreamRequest(String),
     #[error("config refused: {0}")]
@@ -86,6 +90,7 @@ impl Error {
             Error::UpstreamConnect(_)
             | Error::UpstreamProtocol(_)
             | Error::UpstreamFraming(_)
+            | Error::UpstreamUpgrade(_)
             | Error::BadUpstreamRequest(_) => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Error::Config(_)

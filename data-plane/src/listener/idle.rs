@@ -47,6 +47,15 @@ pub struct Activity {
 #[derive(Debug)]
 pub struct InFlight(Arc<Activity>);
 
+impl InFlight {
+    /// Counts one more request in flight on the connection until dropped:
+    /// an upgraded connection (`listener::hold`) is busy, never idle.
+    pub fn hold(activity: &Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(activity.clone())
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -134,3 +134,32 @@ async fn http2_frames_without_a_stream_do_not_reset_the_idle_timeout() {
     );
     pinger.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_upgraded_connection_held_in_flight_has_no_deadline() {
+    let (mut io, mut client, activity) = pair();
+    // The 101's request ends; the tunnel's hold keeps the connection busy.
+    let resp = request(&activity, Version::HTTP_11).await;
+    let hold = InFlight::hold(&activity);
+    drop(resp);
+    let start = Instant::now();
+    let writer = tokio::spawn(async move {
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            client.write_all(b"x").await.unwrap();
+        }
+        client
+    });
+    let mut buf = [0u8; 1];
+    for _ in 0..10 {
+        io.read_exact(&mut buf).await.unwrap();
+    }
+    assert!(Instant::now() - start >= Duration::from_secs(300));
+    let _client = writer.await.unwrap();
+    // Without the hold, the idle timeout applies again.
+    drop(hold);
+    let start = Instant::now();
+    let (kind, at) = read_until_error(&mut io).await;
+    assert_eq!(kind, io::ErrorKind::TimedOut);
+    assert_eq!(at - start, IDLE);
+}

@@ -1,8 +1,10 @@
 //! Accept loops: each connection served by hyper-util's auto builder
 //! (HTTP/1.1, and HTTP/2 prior knowledge), tracked for graceful shutdown.
 //! `tls` is the same over TLS, with ALPN. `limits` holds the limits and
-//! their defaults; `idle` the per-connection head and idle deadlines.
+//! their defaults; `idle` the per-connection head and idle deadlines;
+//! `hold` what an upgraded (WebSocket) connection keeps of its listener.
 
+pub mod hold;
 pub mod idle;
 pub mod limits;
 pub mod tls;
@@ -55,6 +57,7 @@ pub async fn serve_with<H, F, B>(
     let builder = limits.builder();
     let admission = limits::Admission::new(limits.max_connections);
     let graceful = GracefulShutdown::new();
+    let holds = hold::Holds::new(shutdown.clone());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = accept(&listener) => accepted,
@@ -72,20 +75,26 @@ pub async fn serve_with<H, F, B>(
             limits.header_read_timeout,
             limits.idle_timeout,
         );
-        let svc = service_fn(move |req: Request<Incoming>| {
+        // The permit goes with the hold: a tunnel made from the connection
+        // keeps it after the connection's task ends.
+        let conn_hold = holds.hold(activity.clone(), permit);
+        let svc = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(conn_hold.clone());
             idle::track(&activity, req.version(), handler(peer, req))
         });
-        let conn = builder.serve_connection(TokioIo::new(io), svc).into_owned();
+        // With upgrades, so a 101 hands the socket to the proxy's tunnel.
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), svc)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            drop(permit);
         });
     }
     drop(listener);
-    drain(graceful).await;
+    drain(graceful, holds).await;
 }
 
 pub(crate) type Builder = auto::Builder<TokioExecutor>;
@@ -105,12 +114,14 @@ pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     }
 }
 
-/// Lets watched connections finish, for at most [`DRAIN_DEADLINE`].
-pub(crate) async fn drain(graceful: GracefulShutdown) {
-    if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown())
-        .await
-        .is_err()
-    {
+/// Lets watched connections, then tunnels, finish, for at most
+/// [`DRAIN_DEADLINE`] in all.
+pub(crate) async fn drain(graceful: GracefulShutdown, holds: hold::Holds) {
+    let all = async {
+        graceful.shutdown().await;
+        holds.closed().await;
+    };
+    if tokio::time::timeout(DRAIN_DEADLINE, all).await.is_err() {
         tracing::warn!("drain deadline passed; closing remaining connections");
     }
 }

@@ -28,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+use super::hold::ConnectionHold;
 use super::{Limits, idle};
 use crate::{Error, Shared};
 
@@ -119,6 +120,7 @@ pub async fn serve<H, F, B>(
         limits,
     });
     let graceful = GracefulShutdown::new();
+    let holds = super::hold::Holds::new(shutdown.clone());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = super::accept(&listener) => accepted,
@@ -133,13 +135,22 @@ pub async fn serve<H, F, B>(
         // must not hold up the next accept.
         let (shared, handler) = (shared.clone(), handler.clone());
         let (watcher, shutdown) = (graceful.watcher(), shutdown.clone());
+        // Dropped with the connection's task, unless a tunnel keeps it.
+        let conn_hold = holds.hold(Arc::new(idle::Activity::default()), permit);
         tokio::spawn(async move {
-            connection(stream, peer, &shared, handler, (watcher, shutdown)).await;
-            drop(permit);
+            connection(
+                stream,
+                peer,
+                &shared,
+                handler,
+                (watcher, shutdown),
+                conn_hold,
+            )
+            .await;
         });
     }
     drop(listener);
-    super::drain(graceful).await;
+    super::drain(graceful, holds).await;
 }
 
 /// One client: the handshake (bounded, and abandoned at shutdown), then
@@ -150,6 +161,7 @@ async fn connection<H, F, B>(
     listener: &Listener,
     handler: H,
     (watcher, mut shutdown): (Watcher, watch::Receiver<bool>),
+    conn_hold: Arc<ConnectionHold>,
 ) where
     H: Fn(SocketAddr, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
@@ -175,7 +187,7 @@ async fn connection<H, F, B>(
     };
     // From here as on the plaintext listener; the first head is due within
     // the header timeout of the handshake's end.
-    let activity = Arc::new(idle::Activity::default());
+    let activity = conn_hold.activity().clone();
     let limits = &listener.limits;
     let io = idle::IdleIo::new(
         tls,
@@ -185,13 +197,14 @@ async fn connection<H, F, B>(
     );
     let svc = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(OverTls);
+        req.extensions_mut().insert(conn_hold.clone());
         idle::track(&activity, req.version(), handler(peer, req))
     });
     // The auto builder reads the preface, so h2 works whether or not the
     // client used ALPN; ALPN tells clients that h2 is on offer.
     let conn = listener
         .builder
-        .serve_connection(TokioIo::new(io), svc)
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
         .into_owned();
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(%peer, error = %e, "TLS connection ended with an error");

@@ -3,13 +3,14 @@
 //! → hand the response back, streaming both bodies. Before routing, the
 //! request is checked (`hygiene`) and its path normalised once
 //! (`normalize`); every answer carries the request's `X-Request-Id`
-//! (`request_id`).
+//! (`request_id`). WebSocket upgrades are spliced by `upgrade`.
 
 pub mod client;
 pub mod headers;
 pub mod hygiene;
 pub mod normalize;
 pub mod request_id;
+pub mod upgrade;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -25,6 +26,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::capture_connection;
 
 use crate::compile::Compiled;
+use crate::listener::hold::ConnectionHold;
 use crate::listener::tls::OverTls;
 use crate::{Error, Shared};
 
@@ -86,7 +88,9 @@ async fn forward(
         .ok_or_else(|| Error::NoTarget(upstream.name.clone()))?;
 
     // 4. Rewrite: URI to the target, path stripped if asked, hop-by-hop
-    //    headers out, X-Forwarded-* in.
+    //    headers out (but a WebSocket upgrade's), X-Forwarded-* in.
+    let websocket = upgrade::websocket(&req);
+    let client_upgrade = websocket.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let path_and_query = if route.strip_path && m.matched_len > 0 {
         strip_prefix(req.uri(), m.matched_len)?
     } else {
@@ -109,6 +113,9 @@ async fn forward(
     };
     let headers = req.headers_mut();
     headers::strip_hop_by_hop(headers);
+    if let Some(u) = websocket {
+        upgrade::set_headers(headers, u);
+    }
     headers::set_forwarded(headers, client.ip(), proto, host.as_ref());
     headers.insert(request_id::X_REQUEST_ID.clone(), request_id.clone());
     if route.preserve_host {
@@ -119,6 +126,9 @@ async fn forward(
         // The pool's client sets Host from the target's address.
         headers.remove(header::HOST);
     }
+
+    // The listener's hold, for a tunnel to outlive this request.
+    let hold = req.extensions_mut().remove::<Arc<ConnectionHold>>();
 
     // 5. Send, bounded by the upstream's read timeout (connect included).
     //    The connection is captured so a bad answer can retire it.
@@ -134,12 +144,22 @@ async fn forward(
     //    A response hyper parsed but framed ambiguously is refused, and its
     //    connection poisoned: dropping the body is not enough, since hyper
     //    drains a short body and pools the connection again.
+    //    A 101 (only ever to a WebSocket request) starts the tunnel.
     let (mut parts, body) = resp.into_parts();
-    if let Err(e) = hygiene::check_response(&parts.headers) {
+    let switched = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+    let checked = match (switched, &client_upgrade) {
+        (true, None) => Err(Error::UpstreamUpgrade("a 101 to a request with no upgrade")),
+        _ => hygiene::check_response(&parts.headers),
+    };
+    if let Err(e) = checked {
         if let Some(c) = connection.connection_metadata().as_ref() {
             c.poison();
         }
         return Err(e);
+    }
+    if let (true, Some(client)) = (switched, client_upgrade) {
+        let resp = Response::from_parts(parts, body);
+        return Ok(upgrade::switch(resp, client, hold)?.map(Either::Left));
     }
     headers::strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, Either::Left(body)))

@@ -1,0 +1,141 @@
+//! WebSocket upgrades (HTTP/1.1 `Upgrade: websocket`): the proxy forwards
+//! `Connection: upgrade` and `Upgrade` for them only, and when the upstream
+//! answers 101 it returns the 101 and splices the two upgraded connections
+//! byte for byte (frames are the endpoints' business). Any other `Upgrade`
+//! (h2c, TLS) is dropped as a hop-by-hop header, as before.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use crate::Error;
+use crate::listener::DRAIN_DEADLINE;
+use crate::listener::hold::ConnectionHold;
+
+/// The client's `Upgrade` value when it asks for a WebSocket: a GET over
+/// HTTP/1.1 with `upgrade` among the `Connection` tokens and `Upgrade:
+/// websocket` (tokens compared without case).
+pub fn websocket<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if req.method() != Method::GET || req.version() != Version::HTTP_11 {
+        return None;
+    }
+    let headers = req.headers();
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let mut upgrade = headers.get_all(header::UPGRADE).iter();
+    match (asks, upgrade.next(), upgrade.next()) {
+        (true, Some(v), None) if is_websocket(v) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn is_websocket(v: &HeaderValue) -> bool {
+    v.to_str()
+        .is_ok_and(|s| s.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// Puts the upgrade back after the hop-by-hop headers were removed.
+pub fn set_headers(headers: &mut HeaderMap, upgrade: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, upgrade);
+}
+
+/// The upstream switched protocols: checks it switched to what was asked,
+/// starts the tunnel and gives the 101 to return to the client (hop-by-hop
+/// headers already removed by the caller, the upgrade put back).
+pub fn switch<B>(
+    mut resp: Response<B>,
+    client: OnUpgrade,
+    hold: Option<Arc<ConnectionHold>>,
+) -> Result<Response<B>, Error> {
+    debug_assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let Some(upgrade) = resp
+        .headers()
+        .get(header::UPGRADE)
+        .filter(|v| is_websocket(v))
+        .cloned()
+    else {
+        return Err(Error::UpstreamUpgrade("a 101 without Upgrade: websocket"));
+    };
+    let upstream = hyper::upgrade::on(&mut resp);
+    // Taken now, before the 101 goes out and its request stops counting in
+    // flight: the connection must never look idle while the tunnel runs.
+    let guard = hold.map(|h| h.tunnel());
+    tokio::spawn(async move {
+        let (guard, shutdown) = guard.unzip();
+        splice(client, upstream, shutdown).await;
+        drop(guard);
+    });
+    let headers = resp.headers_mut();
+    super::headers::strip_hop_by_hop(headers);
+    set_headers(headers, upgrade);
+    Ok(resp)
+}
+
+/// Copies bytes both ways until either side closes, or until the drain
+/// deadline has passed after shutdown began.
+async fn splice(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    shutdown: Option<tokio::sync::watch::Receiver<bool>>,
+) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(both) => both,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade did not complete");
+            return;
+        }
+    };
+    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+    let drained = async {
+        match shutdown {
+            Some(mut s) => {
+                crate::stopped(&mut s).await;
+                tokio::time::sleep(DRAIN_DEADLINE).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "WebSocket tunnel ended with an error");
+            }
+        }
+        _ = drained => tracing::debug!("WebSocket tunnel closed by the drain"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(conn: &str, upgrade: &str) -> Request<()> {
+        Request::get("/")
+            .header(header::CONNECTION, conn)
+            .header(header::UPGRADE, upgrade)
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn only_websocket_upgrades() {
+        assert!(websocket(&req("Upgrade", "websocket")).is_some());
+        assert!(websocket(&req("keep-alive, UPGRADE", "WebSocket")).is_some());
+        assert!(websocket(&req("Upgrade, HTTP2-Settings", "h2c")).is_none());
+        assert!(websocket(&req("keep-alive", "websocket")).is_none());
+        let mut post = req("upgrade", "websocket");
+        *post.method_mut() = Method::POST;
+        assert!(websocket(&post).is_none());
+        let mut h2 = req("upgrade", "websocket");
+        *h2.version_mut() = Version::HTTP_2;
+        assert!(websocket(&h2).is_none());
+    }
+}
