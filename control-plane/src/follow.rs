@@ -13,9 +13,10 @@
 
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::watch;
+
+use turnpike_model::backoff::Backoff;
 
 use crate::Error;
 use crate::snapshot::Publisher;
@@ -205,57 +206,5 @@ async fn ping(listener: &mut PgListener) -> Result<(), Error> {
         Err(_) => Err(Error::Internal(format!(
             "no answer to a ping within {PING_TIMEOUT:?}"
         ))),
-    }
-}
-
-/// Capped exponential backoff with jitter, so control planes that lost the
-/// database together do not reconnect in step.
-struct Backoff {
-    base: Duration,
-    cap: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    fn new(base: Duration, cap: Duration) -> Backoff {
-        Backoff {
-            base,
-            cap,
-            attempt: 0,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    /// A delay drawn from [ceiling/2, ceiling]; the ceiling doubles per
-    /// attempt up to the cap.
-    fn next_delay(&mut self) -> Duration {
-        let ceiling = self
-            .base
-            .saturating_mul(1 << self.attempt.min(16))
-            .min(self.cap);
-        self.attempt = self.attempt.saturating_add(1);
-        let ms = ceiling.as_millis() as u64;
-        Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_the_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-        let first = b.next_delay();
-        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-        for _ in 0..10 {
-            assert!(b.next_delay() <= Duration::from_secs(1));
-        }
-        assert!(b.next_delay() >= Duration::from_millis(500));
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(100));
     }
 }

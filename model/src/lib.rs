@@ -7,6 +7,7 @@
 //! No I/O happens here: the control plane validates with this crate before it
 //! stores anything, and the data plane validates again before it compiles.
 
+pub mod backoff;
 pub mod certificate;
 pub mod consumer;
 pub mod credential;

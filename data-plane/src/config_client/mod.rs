@@ -5,7 +5,6 @@
 //! Reconnects with capped, jittered exponential backoff, cycling through the
 //! control-plane addresses, while the proxy keeps serving what it has.
 
-mod backoff;
 mod delta;
 mod tls;
 
@@ -24,9 +23,9 @@ use turnpike_proto::config_discovery_client::ConfigDiscoveryClient;
 use crate::compile::Compiled;
 use crate::{Error, Shared};
 
-pub use backoff::Backoff;
 pub use delta::{Applied, ConfigStats};
 pub use tls::ClusterTls;
+pub use turnpike_model::backoff::Backoff;
 
 /// Largest snapshot accepted; matches the control plane's limit.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

@@ -1,5 +1,7 @@
-//! Capped exponential backoff with full jitter, so a fleet that lost its
-//! control plane does not reconnect in lockstep.
+//! Capped exponential backoff with jitter (each delay drawn from the upper
+//! half of its ceiling), so a fleet that lost its control plane does not
+//! reconnect in lockstep. Shared by the data plane's config stream and the
+//! control plane's Postgres listener.
 
 use std::time::Duration;
 
