@@ -31,7 +31,7 @@ pub async fn run(args: EchoArgs) -> anyhow::Result<()> {
     let name: Arc<str> = args.name.into();
     turnpike_data_plane::listener::serve(
         listener,
-        move |peer, req| answer(name.clone(), peer, req),
+        move |conn, req| answer(name.clone(), conn.peer, req),
         crate::shutdown_signal(),
     )
     .await;

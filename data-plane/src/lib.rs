@@ -151,7 +151,7 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
         let proxy_task = tokio::spawn(listener::serve_with(
             proxy,
             settings.limits.clone(),
-            move |peer, req| proxy::handle(ps.clone(), peer, req),
+            move |conn, req| proxy::handle(ps.clone(), conn, req),
             shutdown.clone(),
         ));
         let tls_task = proxy_tls.map(|(listener, config)| {
@@ -161,7 +161,7 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
                 config,
                 // The plaintext proxy's limits (`listener::serve`'s defaults).
                 listener::Limits::default(),
-                move |peer, req| proxy::handle(ps.clone(), peer, req),
+                move |conn, req| proxy::handle(ps.clone(), conn, req),
                 shutdown.clone(),
             ))
         });
@@ -171,7 +171,7 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
         let ss = s.clone();
         let status_task = tokio::spawn(listener::serve(
             status,
-            move |peer, req| status::handle(ss.clone(), peer, req),
+            move |conn, req| status::handle(ss.clone(), conn, req),
             status_shutdown,
         ));
         stopped(&mut stop).await;

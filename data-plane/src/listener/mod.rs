@@ -13,6 +13,7 @@ pub use limits::{HEADER_READ_TIMEOUT, Limits};
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -27,11 +28,23 @@ use tokio::sync::watch;
 /// Time in-flight requests get to finish after shutdown begins.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The connection a request came on, handed to the handler with each
+/// request: one reference-count increment, where request extensions would
+/// allocate per request.
+pub struct Conn {
+    pub peer: SocketAddr,
+    /// Whether it arrived on the TLS listener (`X-Forwarded-Proto`).
+    pub tls: bool,
+    /// Keeps the connection's permit and activity alive for a tunnel made
+    /// from it (`proxy::upgrade`).
+    pub hold: Arc<hold::ConnectionHold>,
+}
+
 /// Serves `handler` on `listener` with the default [`Limits`] until
 /// `shutdown`, then drains.
 pub async fn serve<H, F, B>(listener: TcpListener, handler: H, shutdown: watch::Receiver<bool>)
 where
-    H: Fn(SocketAddr, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Arc<Conn>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -48,7 +61,7 @@ pub async fn serve_with<H, F, B>(
     handler: H,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    H: Fn(SocketAddr, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Arc<Conn>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -68,7 +81,7 @@ pub async fn serve_with<H, F, B>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let activity = std::sync::Arc::new(idle::Activity::default());
+        let activity = Arc::new(idle::Activity::default());
         let io = idle::IdleIo::new(
             stream,
             activity.clone(),
@@ -77,10 +90,13 @@ pub async fn serve_with<H, F, B>(
         );
         // The permit goes with the hold: a tunnel made from the connection
         // keeps it after the connection's task ends.
-        let conn_hold = holds.hold(activity.clone(), permit);
-        let svc = service_fn(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(conn_hold.clone());
-            idle::track(&activity, req.version(), handler(peer, req))
+        let conn = Arc::new(Conn {
+            peer,
+            tls: false,
+            hold: holds.hold(activity.clone(), permit),
+        });
+        let svc = service_fn(move |req: Request<Incoming>| {
+            idle::track(&activity, req.version(), handler(conn.clone(), req))
         });
         // With upgrades, so a 101 hands the socket to the proxy's tunnel.
         let conn = builder

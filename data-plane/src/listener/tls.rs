@@ -2,8 +2,8 @@
 //! and 1.3 with the certificate the current config holds for the client's
 //! SNI ([`SniResolver`], rule in `compile::certs`), ALPN offers `h2` and
 //! `http/1.1`, and the decrypted stream goes to the same hyper-util auto
-//! builder and handler as the plaintext listener, with [`OverTls`] on every
-//! request so the proxy says `X-Forwarded-Proto: https`.
+//! builder and handler as the plaintext listener, its [`super::Conn`] marked
+//! `tls` so the proxy says `X-Forwarded-Proto: https`.
 //!
 //! The certificate table is read at each handshake from the config in use,
 //! so a config swap changes what new handshakes get and leaves open
@@ -28,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+use super::Conn;
 use super::hold::ConnectionHold;
 use super::{Limits, idle};
 use crate::{Error, Shared};
@@ -35,10 +36,6 @@ use crate::{Error, Shared};
 /// Time a client gets to complete the TLS handshake; a stalled one holds a
 /// task and a socket, never the accept loop.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Request extension: the request arrived over the TLS listener.
-#[derive(Debug, Clone, Copy)]
-pub struct OverTls;
 
 /// Picks each handshake's certificate from the config in use.
 pub struct SniResolver {
@@ -103,7 +100,7 @@ pub async fn serve<H, F, B>(
     handler: H,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    H: Fn(SocketAddr, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Arc<Conn>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -163,7 +160,7 @@ async fn connection<H, F, B>(
     (watcher, mut shutdown): (Watcher, watch::Receiver<bool>),
     conn_hold: Arc<ConnectionHold>,
 ) where
-    H: Fn(SocketAddr, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Arc<Conn>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -195,10 +192,13 @@ async fn connection<H, F, B>(
         limits.header_read_timeout,
         limits.idle_timeout,
     );
-    let svc = service_fn(move |mut req: Request<Incoming>| {
-        req.extensions_mut().insert(OverTls);
-        req.extensions_mut().insert(conn_hold.clone());
-        idle::track(&activity, req.version(), handler(peer, req))
+    let conn = Arc::new(Conn {
+        peer,
+        tls: true,
+        hold: conn_hold,
+    });
+    let svc = service_fn(move |req: Request<Incoming>| {
+        idle::track(&activity, req.version(), handler(conn.clone(), req))
     });
     // The auto builder reads the preface, so h2 works whether or not the
     // client used ALPN; ALPN tells clients that h2 is on offer.

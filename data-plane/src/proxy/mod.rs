@@ -15,7 +15,6 @@ pub mod upgrade;
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::error::Error as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,8 +25,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::capture_connection;
 
 use crate::compile::Compiled;
-use crate::listener::hold::ConnectionHold;
-use crate::listener::tls::OverTls;
+use crate::listener::Conn;
 use crate::{Error, Shared};
 
 /// Bodies the proxy answers with: the upstream's, streamed, or its own.
@@ -36,14 +34,14 @@ pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 /// Entry point for every proxied request.
 pub async fn handle(
     shared: Arc<Shared>,
-    client: SocketAddr,
+    conn: Arc<Conn>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     // One load of the config: the request sees exactly one version, even if
     // a new one is swapped in while it runs.
     let config = shared.config.load_full();
     let request_id = request_id::of(req.headers());
-    let mut resp = match forward(&config, client, req, &request_id).await {
+    let mut resp = match forward(&config, &conn, req, &request_id).await {
         Ok(resp) => resp,
         Err(e) => error_response(&e, &request_id),
     };
@@ -54,7 +52,7 @@ pub async fn handle(
 
 async fn forward(
     config: &Compiled,
-    client: SocketAddr,
+    conn: &Conn,
     mut req: Request<Incoming>,
     request_id: &HeaderValue,
 ) -> Result<Response<ProxyBody>, Error> {
@@ -106,17 +104,13 @@ async fn forward(
     *req.uri_mut() =
         Uri::from_parts(parts).map_err(|e| Error::BadUpstreamRequest(e.to_string()))?;
     *req.version_mut() = Version::HTTP_11;
-    // The TLS listener marks its requests (`listener::tls::OverTls`).
-    let proto = match req.extensions().get::<OverTls>() {
-        Some(_) => "https",
-        None => "http",
-    };
+    let proto = if conn.tls { "https" } else { "http" };
     let headers = req.headers_mut();
     headers::strip_hop_by_hop(headers);
     if let Some(u) = websocket {
         upgrade::set_headers(headers, u);
     }
-    headers::set_forwarded(headers, client.ip(), proto, host.as_ref());
+    headers::set_forwarded(headers, conn.peer.ip(), proto, host.as_ref());
     headers.insert(request_id::X_REQUEST_ID.clone(), request_id.clone());
     if route.preserve_host {
         if let Some(h) = host {
@@ -126,9 +120,6 @@ async fn forward(
         // The pool's client sets Host from the target's address.
         headers.remove(header::HOST);
     }
-
-    // The listener's hold, for a tunnel to outlive this request.
-    let hold = req.extensions_mut().remove::<Arc<ConnectionHold>>();
 
     // 5. Send, bounded by the upstream's read timeout (connect included).
     //    The connection is captured so a bad answer can retire it.
@@ -159,7 +150,7 @@ async fn forward(
     }
     if let (true, Some(client)) = (switched, client_upgrade) {
         let resp = Response::from_parts(parts, body);
-        return Ok(upgrade::switch(resp, client, hold)?.map(Either::Left));
+        return Ok(upgrade::switch(resp, client, Some(conn.hold.clone()))?.map(Either::Left));
     }
     headers::strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, Either::Left(body)))

@@ -6,7 +6,6 @@
 mod metrics;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -16,11 +15,12 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::Shared;
+use crate::listener::Conn;
 use crate::proxy::{ProxyBody, json_response};
 
 pub async fn handle(
     shared: Arc<Shared>,
-    _peer: SocketAddr,
+    _conn: Arc<Conn>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
