@@ -1,6 +1,7 @@
 //! The X.509 and key checks of what operators upload: certificates (the PEM
-//! parses, the key matches the certificate, it is valid now) and JWT public
-//! keys (a `PUBLIC KEY` PEM of the algorithm's family and curve).
+//! parses, the key matches the certificate, it is valid now), the CA
+//! bundles of upstream TLS, and JWT public keys (a `PUBLIC KEY` PEM of the
+//! algorithm's family and curve).
 //!
 //! PEM comes apart with `rustls-pki-types`, X.509 with `x509-parser`, and
 //! the key match is rustls' `CertifiedKey::keys_match` on the ring provider
@@ -25,6 +26,12 @@ pub struct CertInfo {
     pub issuer: String,
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
+}
+
+/// Checks the CA bundle an upstream's TLS trusts: PEM certificates that
+/// all parse as X.509.
+pub fn check_ca(pem: &str) -> Result<(), String> {
+    chain(pem).map(|_| ())
 }
 
 /// Parses the chain's PEM and returns the leaf's details; errors on `cert`.

@@ -11,7 +11,7 @@ use super::*;
 use crate::credential::{BasicAuth, KeyAuth};
 use crate::{
     Algorithm, Certificate, CertificateSpec, ConsumerSpec, CredentialKind, CredentialSpec, Plugin,
-    PluginSpec, Route, RouteSpec, Target, Timeouts, Upstream, UpstreamSpec,
+    PluginSpec, Route, RouteSpec, Target, Timeouts, Upstream, UpstreamSpec, ActiveHealthCheck, HashOn, HealthChecks, PassiveHealthCheck, UpstreamProtocol, UpstreamTls,
 };
 
 fn id(n: u128) -> Uuid {
@@ -187,10 +187,29 @@ fn upstream_spec() -> impl Strategy<Value = UpstreamSpec> {
     (
         prop::sample::select(vec!["u1", "u2"]),
         prop::collection::vec((prop::sample::select(vec!["a:1", "b:2"]), 0u32..3), 0..3),
+        prop::sample::select(vec![
+            (Algorithm::RoundRobin, None),
+            (Algorithm::ConsistentHash, Some(HashOn::Header("x-user".into()))),
+            (Algorithm::ConsistentHash, Some(HashOn::Ip)),
+            (Algorithm::Latency, None),
+        ]),
+        any::<bool>(),
     )
-        .prop_map(|(name, targets)| UpstreamSpec {
+        .prop_map(|(name, targets, (algorithm, hash_on), checked)| UpstreamSpec {
             name: name.into(),
-            algorithm: Algorithm::RoundRobin,
+            algorithm,
+            hash_on,
+            health_checks: HealthChecks {
+                active: checked.then(ActiveHealthCheck::default),
+                passive: checked.then(PassiveHealthCheck::default),
+            },
+            retries: u32::from(checked),
+            protocol: if checked { UpstreamProtocol::Http2 } else { UpstreamProtocol::Http1 },
+            tls: checked.then(|| UpstreamTls {
+                server_name: Some("u.internal".into()),
+                verify: true,
+                ca: None,
+            }),
             targets: targets
                 .into_iter()
                 .map(|(address, weight)| Target {

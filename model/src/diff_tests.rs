@@ -135,6 +135,11 @@ fn upstream_spec() -> impl Strategy<Value = UpstreamSpec> {
         .prop_map(|(name, targets, connect_ms, tags)| UpstreamSpec {
             name: name.into(),
             algorithm: Algorithm::RoundRobin,
+            hash_on: None,
+            health_checks: Default::default(),
+            retries: 1,
+            protocol: Default::default(),
+            tls: None,
             targets: targets
                 .into_iter()
                 .map(|(address, weight)| Target {

@@ -23,6 +23,7 @@ pub mod snapshot;
 pub mod upstream;
 mod wire;
 mod wire_policy;
+mod wire_upstream;
 
 pub use certificate::{Certificate, CertificateSpec};
 pub use consumer::{Consumer, ConsumerSpec};
@@ -35,7 +36,10 @@ pub use pattern::{HostPattern, PathPattern};
 pub use plugin::{Plugin, PluginSpec};
 pub use route::{Route, RouteSpec};
 pub use snapshot::Snapshot;
-pub use upstream::{Algorithm, Target, Timeouts, Upstream, UpstreamSpec};
+pub use upstream::{
+    ActiveHealthCheck, Algorithm, HashOn, HealthChecks, PassiveHealthCheck, Target, Timeouts,
+    Upstream, UpstreamProtocol, UpstreamSpec, UpstreamTls,
+};
 
 /// Checks shared by every named entity: 1 to 128 characters from the set
 /// Kong and APISIX users already know (`A-Z a-z 0-9 . _ ~ -`).

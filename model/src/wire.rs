@@ -7,14 +7,12 @@ use uuid::Uuid;
 
 use crate::snapshot::hash_config;
 use crate::wire_policy;
-use crate::{
-    Algorithm, ModelError, Route, RouteSpec, Snapshot, Target, Timeouts, Upstream, UpstreamSpec,
-};
+use crate::{ModelError, Route, RouteSpec, Snapshot, Upstream, wire_upstream};
 
 impl Snapshot {
     pub fn to_proto_config(&self) -> proto::Config {
         proto::Config {
-            upstreams: self.upstreams.iter().map(upstream_to_proto).collect(),
+            upstreams: self.upstreams.iter().map(wire_upstream::to_proto).collect(),
             routes: self.routes.iter().map(route_to_proto).collect(),
             consumers: wire_policy::consumers_to_proto(self),
             plugins: wire_policy::plugins_to_proto(self),
@@ -29,32 +27,6 @@ impl Snapshot {
             hash: hash_config(&config),
             config: Some(config),
         }
-    }
-}
-
-fn upstream_to_proto(u: &Upstream) -> proto::Upstream {
-    proto::Upstream {
-        id: u.id.to_string(),
-        name: u.spec.name.clone(),
-        algorithm: match u.spec.algorithm {
-            Algorithm::RoundRobin => proto::Algorithm::RoundRobin as i32,
-        },
-        targets: u
-            .spec
-            .targets
-            .iter()
-            .map(|t| proto::Target {
-                address: t.address.clone(),
-                weight: t.weight,
-            })
-            .collect(),
-        timeouts: Some(proto::Timeouts {
-            connect_ms: u.spec.timeouts.connect_ms,
-            read_ms: u.spec.timeouts.read_ms,
-            write_ms: 0,
-        }),
-        retries: 0,
-        tags: u.spec.tags.clone(),
     }
 }
 
@@ -115,38 +87,9 @@ impl Snapshot {
         let policies = wire_policy::policies_from_proto(&mut config)?;
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for (i, u) in config.upstreams.into_iter().enumerate() {
-            let algorithm = match proto::Algorithm::try_from(u.algorithm) {
-                Ok(proto::Algorithm::RoundRobin) => Algorithm::RoundRobin,
-                _ => {
-                    return Err(ModelError::wire(
-                        format!("upstreams[{i}].algorithm"),
-                        format!(
-                            "algorithm {} is not supported by this data plane version",
-                            u.algorithm
-                        ),
-                    ));
-                }
-            };
-            let timeouts = u.timeouts.unwrap_or_default();
             upstreams.push(Upstream {
                 id: parse_id(format!("upstreams[{i}].id"), &u.id)?,
-                spec: UpstreamSpec {
-                    name: u.name,
-                    algorithm,
-                    targets: u
-                        .targets
-                        .into_iter()
-                        .map(|t| Target {
-                            address: t.address,
-                            weight: t.weight,
-                        })
-                        .collect(),
-                    timeouts: Timeouts {
-                        connect_ms: timeouts.connect_ms,
-                        read_ms: timeouts.read_ms,
-                    },
-                    tags: u.tags,
-                },
+                spec: wire_upstream::spec_from_proto(i, u)?,
             });
         }
         let mut routes = Vec::with_capacity(config.routes.len());

@@ -40,7 +40,11 @@ pub trait ApiEntity: EntitySpec + Clone {
 
 impl ApiEntity for UpstreamSpec {
     fn check(&mut self, _existing: Option<&Self>) -> Result<(), Error> {
-        Ok(self.validate()?)
+        self.validate()?;
+        if let Some(ca) = self.tls.as_ref().and_then(|t| t.ca.as_deref()) {
+            crate::pki::check_ca(ca).map_err(|msg| Error::field("tls.ca", msg))?;
+        }
+        Ok(())
     }
 
     async fn resolve(&mut self, _tx: &mut WriteTx) -> Result<Refs, Error> {

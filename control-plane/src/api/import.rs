@@ -1,6 +1,6 @@
 //! From an imported declarative document to the snapshot it stands for:
-//! the checks that need crypto (certificate PEMs and key match, JWT public
-//! keys), the sealing of secrets given in clear, then names to ids
+//! the checks that need crypto (certificate PEMs and key match, upstream
+//! CA bundles, JWT public keys), the sealing of secrets given in clear, then names to ids
 //! (`Document::to_snapshot`).
 //!
 //! Sealing keeps what is already stored when it is the same secret: a
@@ -31,6 +31,13 @@ pub fn target(mut doc: Document, current: &Snapshot, pepper: &str) -> Result<Sna
                 _ => None,
             };
             seal::seal(kind, pepper, current_hash)?;
+        }
+    }
+    for (i, upstream) in doc.upstreams.iter().enumerate() {
+        if let Some(ca) = upstream.tls.as_ref().and_then(|t| t.ca.as_deref())
+            && let Err(msg) = pki::check_ca(ca)
+        {
+            errors.push(format!("upstreams[{i}].tls.ca"), msg);
         }
     }
     errors.into_result()?;

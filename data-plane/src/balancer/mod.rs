@@ -1,5 +1,8 @@
 //! Target selection. Round robin over the targets in rotation (weight > 0):
-//! one relaxed atomic increment per pick, no lock.
+//! one relaxed atomic increment per pick, no lock. What is learnt about
+//! each target (in flight, latency, health) is in `state`.
+
+pub mod state;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,21 +1,17 @@
-//! Upstreams: a named set of targets and how to reach them.
+//! Upstreams: a named set of targets and how to reach them. How requests
+//! are spread and sent is in `balancing`, health checks in `health`.
+
+pub mod balancing;
+pub mod health;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use self::balancing::{Algorithm, HashOn, UpstreamProtocol, UpstreamTls};
+pub use self::health::{ActiveHealthCheck, HealthChecks, PassiveHealthCheck};
 use crate::{ValidationErrors, check_name, check_tags};
 
-/// Load-balancing algorithm. Only round robin is implemented so far; serde
-/// refuses the others with the list of accepted values.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Algorithm {
-    #[default]
-    RoundRobin,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Target {
@@ -39,7 +35,7 @@ fn default_weight() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
@@ -58,6 +54,14 @@ pub struct Timeouts {
         schema(default = 60000, minimum = 1, maximum = 3600000)
     )]
     pub read_ms: u32,
+    /// Time a write of the request to a target may stall (the target not
+    /// taking bytes) before the request fails with 504.
+    #[serde(default = "default_write_ms")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = 60000, minimum = 1, maximum = 3600000)
+    )]
+    pub write_ms: u32,
 }
 
 fn default_connect_ms() -> u32 {
@@ -68,11 +72,16 @@ fn default_read_ms() -> u32 {
     60_000
 }
 
+fn default_write_ms() -> u32 {
+    60_000
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             connect_ms: default_connect_ms(),
             read_ms: default_read_ms(),
+            write_ms: default_write_ms(),
         }
     }
 }
@@ -95,13 +104,32 @@ pub struct UpstreamSpec {
     pub name: String,
     #[serde(default)]
     pub algorithm: Algorithm,
+    /// What `consistent_hash` hashes; only with that algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_on: Option<HashOn>,
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub targets: Vec<Target>,
     #[serde(default)]
+    pub health_checks: HealthChecks,
+    #[serde(default)]
     pub timeouts: Timeouts,
+    /// How many more targets an idempotent request may try after a
+    /// connection failure, within the upstream's retry budget.
+    #[serde(default = "default_retries")]
+    #[cfg_attr(feature = "openapi", schema(default = 1, minimum = 0, maximum = 10))]
+    pub retries: u32,
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// TLS to the targets; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
     #[serde(default)]
     pub tags: Vec<String>,
+}
+
+fn default_retries() -> u32 {
+    1
 }
 
 pub const MAX_TARGETS: usize = 1_000;
@@ -132,11 +160,20 @@ impl UpstreamSpec {
         for (field, v) in [
             ("timeouts.connect_ms", self.timeouts.connect_ms),
             ("timeouts.read_ms", self.timeouts.read_ms),
+            ("timeouts.write_ms", self.timeouts.write_ms),
         ] {
             if v == 0 || v > MAX_TIMEOUT_MS {
                 errors.push(field, format!("must be 1 to {MAX_TIMEOUT_MS}"));
             }
         }
+        balancing::validate(
+            self.algorithm,
+            self.hash_on.as_ref(),
+            self.retries,
+            self.tls.as_ref(),
+            &mut errors,
+        );
+        self.health_checks.validate(&mut errors);
         check_tags(&self.tags, &mut errors);
         errors.into_result()
     }
@@ -267,5 +304,57 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("round_robin"), "{err}");
+    }
+
+    #[test]
+    fn balancing_and_health_fields() {
+        let s = spec(serde_json::json!({
+            "name": "a",
+            "algorithm": "consistent_hash",
+            "hash_on": {"header": "x-user"},
+            "health_checks": {"active": {"path": "/health"}, "passive": {}},
+            "retries": 2,
+            "protocol": "http2",
+            "tls": {"server_name": "a.internal"}
+        }));
+        assert!(s.validate().is_ok(), "{:?}", s.validate());
+        assert_eq!(s.hash_on, Some(HashOn::Header("x-user".into())));
+        assert_eq!(s.health_checks.active.as_ref().unwrap().interval_ms, 5000);
+        assert_eq!(s.health_checks.passive.as_ref().unwrap().consecutive_failures, 5);
+        assert!(s.tls.as_ref().unwrap().verify);
+        assert_eq!(
+            spec(serde_json::json!({"name": "a", "algorithm": "consistent_hash", "hash_on": "ip"}))
+                .hash_on,
+            Some(HashOn::Ip)
+        );
+
+        let bad = spec(serde_json::json!({
+            "name": "a",
+            "algorithm": "round_robin",
+            "hash_on": "ip",
+            "health_checks": {
+                "active": {"path": "nope", "interval_ms": 1, "expected_statuses": [99]},
+                "passive": {"ejection_ms": 10, "max_ejection_ms": 5, "max_ejected_percent": 101}
+            },
+            "retries": 11,
+            "tls": {"server_name": "bad name", "ca": "x"}
+        }));
+        let fields: Vec<String> = bad.validate().unwrap_err().0.into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "hash_on",
+                "retries",
+                "tls.server_name",
+                "tls.ca",
+                "health_checks.active.interval_ms",
+                "health_checks.passive.max_ejected_percent",
+                "health_checks.passive.max_ejection_ms",
+                "health_checks.active.path",
+                "health_checks.active.expected_statuses[0]",
+            ]
+        );
+        let missing = spec(serde_json::json!({"name": "a", "algorithm": "consistent_hash"}));
+        assert_eq!(missing.validate().unwrap_err().0[0].field, "hash_on");
     }
 }
