@@ -34,6 +34,10 @@ pub enum Error {
     ClientBody(#[source] hyper_util::client::legacy::Error),
     #[error("upstream '{0}' has no target in rotation")]
     NoTarget(String),
+    /// The upstream's circuit breaker is open: too many requests in
+    /// progress or waiting.
+    #[error("upstream '{0}' is at its limit of {1}")]
+    CircuitOpen(String, &'static str),
     #[error("could not connect to the upstream")]
     UpstreamConnect(#[source] hyper_util::client::legacy::Error),
     #[error("the upstream did not answer in time")]
@@ -86,7 +90,7 @@ impl Error {
             | Error::ClientBody(_) => StatusCode::BAD_REQUEST,
             Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Error::UnsupportedTransferEncoding => StatusCode::NOT_IMPLEMENTED,
-            Error::NoTarget(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NoTarget(_) | Error::CircuitOpen(..) => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamConnect(_)
             | Error::UpstreamProtocol(_)
             | Error::UpstreamFraming(_)

@@ -1,12 +1,12 @@
 //! Turnpike's data plane: the proxy. It receives versioned snapshots from a
 //! control plane (`config_client`), compiles them (`compile`) and swaps them
 //! in whole; each request (`proxy`) loads one version, matches a route
-//! (`router`), picks a target (`balancer`) and streams through a pooled
-//! upstream client. `status` serves health and readiness. `cache` keeps
-//! the last applied config on disk and restores it at start, so a restart
-//! without a reachable control plane still serves. With
-//! `--proxy-tls-listen`, `listener::tls` terminates TLS with the config's
-//! certificates (`compile::certs`).
+//! (`router`), picks a target (`balancer`, skipping targets that `health`
+//! checks took out) and streams through a pooled upstream client. `status`
+//! serves health and readiness. `cache` keeps the last applied config on
+//! disk and restores it at start, so a restart without a reachable control
+//! plane still serves. With `--proxy-tls-listen`, `listener::tls`
+//! terminates TLS with the config's certificates (`compile::certs`).
 #![forbid(unsafe_code)]
 
 pub mod balancer;
@@ -14,6 +14,7 @@ pub mod cache;
 pub mod compile;
 pub mod config_client;
 pub mod error;
+pub mod health;
 pub mod listener;
 pub mod proxy;
 pub mod router;
@@ -31,7 +32,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::compile::Compiled;
-use crate::proxy::client::ClientRegistry;
 
 /// Settings of one data-plane process (flags of `turnpike data-plane`).
 #[derive(Debug, Clone)]
@@ -59,9 +59,9 @@ pub struct Shared {
     pub draining: AtomicBool,
     pub node_id: String,
     pub labels: BTreeMap<String, String>,
-    pub clients: Arc<ClientRegistry>,
-    /// Parsed TLS keys, reused across versions while their PEM is unchanged.
-    pub certificate_keys: Arc<compile::certs::KeyCache>,
+    /// What outlives one config version: pools, parsed keys, target state,
+    /// retry budgets, health checkers.
+    pub registries: Arc<compile::Registries>,
     /// The disk cache (if `--cache-dir`) and where the config in use came from.
     pub cache: cache::Cache,
     /// How many configs arrived as snapshots and as deltas, for `/status`.
@@ -107,8 +107,7 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
         draining: AtomicBool::new(false),
         node_id,
         labels: settings.labels.clone(),
-        clients: Arc::default(),
-        certificate_keys: Arc::default(),
+        registries: Arc::default(),
         cache: cache::Cache::new(settings.cache_dir.clone()),
         stats: Default::default(),
     });

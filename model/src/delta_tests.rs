@@ -10,8 +10,9 @@ use uuid::Uuid;
 use super::*;
 use crate::credential::{BasicAuth, KeyAuth};
 use crate::{
-    Algorithm, Certificate, CertificateSpec, ConsumerSpec, CredentialKind, CredentialSpec, Plugin,
-    PluginSpec, Route, RouteSpec, Target, Timeouts, Upstream, UpstreamSpec, ActiveHealthCheck, HashOn, HealthChecks, PassiveHealthCheck, UpstreamProtocol, UpstreamTls,
+    ActiveHealthCheck, Algorithm, Certificate, CertificateSpec, CircuitBreaker, ConsumerSpec,
+    CredentialKind, CredentialSpec, HashOn, HealthChecks, PassiveHealthCheck, Plugin, PluginSpec,
+    Route, RouteSpec, Target, Timeouts, Upstream, UpstreamProtocol, UpstreamSpec, UpstreamTls,
 };
 
 fn id(n: u128) -> Uuid {
@@ -189,37 +190,50 @@ fn upstream_spec() -> impl Strategy<Value = UpstreamSpec> {
         prop::collection::vec((prop::sample::select(vec!["a:1", "b:2"]), 0u32..3), 0..3),
         prop::sample::select(vec![
             (Algorithm::RoundRobin, None),
-            (Algorithm::ConsistentHash, Some(HashOn::Header("x-user".into()))),
+            (
+                Algorithm::ConsistentHash,
+                Some(HashOn::Header("x-user".into())),
+            ),
             (Algorithm::ConsistentHash, Some(HashOn::Ip)),
             (Algorithm::Latency, None),
         ]),
         any::<bool>(),
     )
-        .prop_map(|(name, targets, (algorithm, hash_on), checked)| UpstreamSpec {
-            name: name.into(),
-            algorithm,
-            hash_on,
-            health_checks: HealthChecks {
-                active: checked.then(ActiveHealthCheck::default),
-                passive: checked.then(PassiveHealthCheck::default),
+        .prop_map(
+            |(name, targets, (algorithm, hash_on), checked)| UpstreamSpec {
+                name: name.into(),
+                algorithm,
+                hash_on,
+                health_checks: HealthChecks {
+                    active: checked.then(ActiveHealthCheck::default),
+                    passive: checked.then(PassiveHealthCheck::default),
+                },
+                circuit_breaker: checked.then_some(CircuitBreaker {
+                    max_requests: 10,
+                    max_pending: 5,
+                }),
+                retries: u32::from(checked),
+                protocol: if checked {
+                    UpstreamProtocol::Http2
+                } else {
+                    UpstreamProtocol::Http1
+                },
+                tls: checked.then(|| UpstreamTls {
+                    server_name: Some("u.internal".into()),
+                    verify: true,
+                    ca: None,
+                }),
+                targets: targets
+                    .into_iter()
+                    .map(|(address, weight)| Target {
+                        address: address.into(),
+                        weight,
+                    })
+                    .collect(),
+                timeouts: Timeouts::default(),
+                tags: Vec::new(),
             },
-            retries: u32::from(checked),
-            protocol: if checked { UpstreamProtocol::Http2 } else { UpstreamProtocol::Http1 },
-            tls: checked.then(|| UpstreamTls {
-                server_name: Some("u.internal".into()),
-                verify: true,
-                ca: None,
-            }),
-            targets: targets
-                .into_iter()
-                .map(|(address, weight)| Target {
-                    address: address.into(),
-                    weight,
-                })
-                .collect(),
-            timeouts: Timeouts::default(),
-            tags: Vec::new(),
-        })
+        )
 }
 
 fn route_spec() -> impl Strategy<Value = RouteSpec> {

@@ -137,6 +137,7 @@ fn upstream_spec() -> impl Strategy<Value = UpstreamSpec> {
             algorithm: Algorithm::RoundRobin,
             hash_on: None,
             health_checks: Default::default(),
+            circuit_breaker: None,
             retries: 1,
             protocol: Default::default(),
             tls: None,

@@ -37,8 +37,8 @@ pub use plugin::{Plugin, PluginSpec};
 pub use route::{Route, RouteSpec};
 pub use snapshot::Snapshot;
 pub use upstream::{
-    ActiveHealthCheck, Algorithm, HashOn, HealthChecks, PassiveHealthCheck, Target, Timeouts,
-    Upstream, UpstreamProtocol, UpstreamSpec, UpstreamTls,
+    ActiveHealthCheck, Algorithm, CircuitBreaker, HashOn, HealthChecks, PassiveHealthCheck, Target,
+    Timeouts, Upstream, UpstreamProtocol, UpstreamSpec, UpstreamTls,
 };
 
 /// Checks shared by every named entity: 1 to 128 characters from the set

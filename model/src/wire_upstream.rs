@@ -5,8 +5,8 @@
 use turnpike_proto as proto;
 
 use crate::{
-    ActiveHealthCheck, Algorithm, HashOn, HealthChecks, ModelError, PassiveHealthCheck, Target,
-    Timeouts, Upstream, UpstreamProtocol, UpstreamSpec, UpstreamTls,
+    ActiveHealthCheck, Algorithm, CircuitBreaker, HashOn, HealthChecks, ModelError,
+    PassiveHealthCheck, Target, Timeouts, Upstream, UpstreamProtocol, UpstreamSpec, UpstreamTls,
 };
 
 pub(crate) fn to_proto(u: &Upstream) -> proto::Upstream {
@@ -74,6 +74,10 @@ pub(crate) fn to_proto(u: &Upstream) -> proto::Upstream {
             UpstreamProtocol::Http1 => proto::UpstreamProtocol::Http1,
             UpstreamProtocol::Http2 => proto::UpstreamProtocol::Http2,
         } as i32,
+        circuit_breaker: s.circuit_breaker.map(|c| proto::CircuitBreaker {
+            max_requests: c.max_requests,
+            max_pending: c.max_pending,
+        }),
         tls: s.tls.as_ref().map(|t| proto::UpstreamTls {
             server_name: t.server_name.clone(),
             verify: t.verify,
@@ -163,6 +167,10 @@ pub(crate) fn spec_from_proto(i: usize, u: proto::Upstream) -> Result<UpstreamSp
             read_ms: timeouts.read_ms,
             write_ms: timeouts.write_ms,
         },
+        circuit_breaker: u.circuit_breaker.map(|c| CircuitBreaker {
+            max_requests: c.max_requests,
+            max_pending: c.max_pending,
+        }),
         retries: u.retries,
         protocol,
         tls: u.tls.map(|t| UpstreamTls {

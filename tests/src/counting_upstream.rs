@@ -103,6 +103,11 @@ async fn serve(mut stream: TcpStream, conn: usize, log: Arc<Mutex<Vec<Recorded>>
             .into_bytes(),
         };
         log.lock().unwrap().push(req);
+        if answer.is_empty() {
+            // "hang-up": the request arrived, and the connection closes
+            // without a response.
+            return;
+        }
         if stream.write_all(&answer).await.is_err() {
             return;
         }
@@ -121,6 +126,7 @@ pub fn bad_response(target: &str) -> Option<&'static [u8]> {
         "bare-cr" => b"HTTP/1.1 200 OK\r\nx-a: a\rb\r\ncontent-length: 5\r\n\r\nhello",
         "obs-fold" => b"HTTP/1.1 200 OK\r\nx-a: a\r\n b\r\ncontent-length: 5\r\n\r\nhello",
         "bad-cl" => b"HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\nhello",
+        "hang-up" => b"",
         // A body where none may be: the bytes after the head look like a
         // second response, waiting for the next request on the connection.
         "204-body" => b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 8\r\nx-seen-path: /forged\r\n\r\nsmuggled",

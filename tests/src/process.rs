@@ -302,9 +302,14 @@ impl DataPlane {
     }
 
     pub async fn status(&self) -> Option<serde_json::Value> {
+        self.status_json("/status").await
+    }
+
+    /// A JSON endpoint of the status port (`/status`, `/upstreams`).
+    pub async fn status_json(&self, path: &str) -> Option<serde_json::Value> {
         let a = self
             .http
-            .get(&format!("{}/status", self.status))
+            .get(&format!("{}{path}", self.status))
             .await
             .ok()?;
         (a.status == StatusCode::OK).then(|| a.json())
@@ -352,8 +357,13 @@ pub struct Echo {
 
 impl Echo {
     pub async fn start(name: &str) -> Echo {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
+        Self::start_on(name, &format!("127.0.0.1:{}", free_port())).await
+    }
+
+    /// [`Echo::start`] on a given address, e.g. that of an echo killed
+    /// earlier, to bring a target back.
+    pub async fn start_on(name: &str, addr: &str) -> Echo {
+        let addr = addr.to_owned();
         let args: Vec<String> = ["echo", "--listen", &addr, "--name", name]
             .map(String::from)
             .to_vec();

@@ -205,7 +205,7 @@ pub async fn restore(shared: &Shared) {
     let Some(dir) = shared.cache.dir().map(Path::to_path_buf) else {
         return;
     };
-    let (clients, keys) = (shared.clients.clone(), shared.certificate_keys.clone());
+    let registries = shared.registries.clone();
     let path = file::path(&dir);
     let loaded = tokio::task::spawn_blocking(move || {
         let Some(snapshot) = file::read(&dir)? else {
@@ -214,7 +214,7 @@ pub async fn restore(shared: &Shared) {
         let hash = snapshot.hash();
         // A config that does not compile is refused like a corrupt file:
         // nothing of it is served.
-        Compiled::build(&snapshot, hash, &clients, &keys)
+        Compiled::build(&snapshot, hash, &registries)
             .map(Some)
             .map_err(|e| crate::Error::CacheRefused {
                 path: file::path(&dir),
@@ -266,8 +266,7 @@ mod tests {
             draining: AtomicBool::new(false),
             node_id: "test".into(),
             labels: BTreeMap::new(),
-            clients: Arc::default(),
-            certificate_keys: Arc::default(),
+            registries: Arc::default(),
             cache: Cache::new(Some(dir.to_path_buf())),
             stats: Default::default(),
         }

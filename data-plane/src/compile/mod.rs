@@ -3,20 +3,42 @@
 //! by SNI (`certs`). Runs off the request path; the result is swapped in
 //! whole.
 
+pub mod balancers;
 pub mod certs;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use turnpike_model::{Snapshot, upstream::parse_address};
+use http::uri::Scheme;
+use turnpike_model::{Snapshot, Upstream, upstream::parse_address};
 use uuid::Uuid;
 
 use crate::Error;
-use crate::balancer::{CompiledTarget, RoundRobin};
+use crate::balancer::state::TargetStates;
+use crate::balancer::{CompiledBalancer, CompiledTarget};
 use crate::compile::certs::{CompiledCertificates, KeyCache};
+use crate::health::HealthRegistry;
+use crate::health::active::{ActiveChecker, ProbeFn};
+use crate::health::passive::PassiveChecker;
+use crate::proxy::breaker::{Load, Loads};
 use crate::proxy::client::{ClientRegistry, UpstreamClient};
+use crate::proxy::retry::{RetryBudget, RetryBudgets};
 use crate::router::CompiledRouter;
+
+/// What outlives a config version, so a reload keeps it where the config
+/// did not change it: connection pools, parsed TLS keys, what was learnt
+/// about each target, retry budgets, running health checks.
+#[derive(Default)]
+pub struct Registries {
+    pub clients: ClientRegistry,
+    pub balancers: balancers::BalancerCache,
+    pub keys: KeyCache,
+    pub targets: TargetStates,
+    pub budgets: RetryBudgets,
+    pub loads: Loads,
+    pub health: HealthRegistry,
+}
 
 #[derive(Debug)]
 pub struct CompiledRoute {
@@ -31,9 +53,20 @@ pub struct CompiledRoute {
 pub struct CompiledUpstream {
     pub id: Uuid,
     pub name: String,
-    pub balancer: RoundRobin,
+    /// Shared with earlier versions that had the same balancing inputs.
+    pub balancer: Arc<CompiledBalancer>,
     pub client: Arc<UpstreamClient>,
+    /// `https` when the upstream sets `tls`.
+    pub scheme: Scheme,
     pub read_timeout: Duration,
+    pub retries: u32,
+    pub budget: Arc<RetryBudget>,
+    /// The circuit breaker's caps (`None`: none) and counts.
+    pub breaker: Option<turnpike_model::CircuitBreaker>,
+    pub load: Arc<Load>,
+    pub passive: Option<PassiveChecker>,
+    /// Keeps the upstream's probes running while this config is alive.
+    pub active: Option<Arc<ActiveChecker>>,
 }
 
 /// One config version, ready to serve.
@@ -67,35 +100,13 @@ impl Compiled {
     pub fn build(
         snapshot: &Snapshot,
         hash: String,
-        clients: &ClientRegistry,
-        keys: &KeyCache,
+        registries: &Registries,
     ) -> Result<Compiled, Error> {
-        let mut upstreams = Vec::with_capacity(snapshot.upstreams.len());
-        for u in &snapshot.upstreams {
-            let targets = u
-                .spec
-                .targets
-                .iter()
-                .filter(|t| t.weight > 0)
-                .map(|t| {
-                    parse_address(&t.address)
-                        .map(|authority| CompiledTarget { authority })
-                        .map_err(|e| {
-                            Error::Compile(format!(
-                                "upstream {}: target {}: {e}",
-                                u.spec.name, t.address
-                            ))
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            upstreams.push(CompiledUpstream {
-                id: u.id,
-                name: u.spec.name.clone(),
-                balancer: RoundRobin::new(targets),
-                client: clients.get(u.id, u.spec.timeouts.connect_ms),
-                read_timeout: Duration::from_millis(u64::from(u.spec.timeouts.read_ms)),
-            });
-        }
+        let upstreams = snapshot
+            .upstreams
+            .iter()
+            .map(|u| CompiledUpstream::build(u, registries))
+            .collect::<Result<Vec<_>, Error>>()?;
         let by_id: HashMap<String, usize> = upstreams
             .iter()
             .enumerate()
@@ -122,7 +133,7 @@ impl Compiled {
             .collect::<Result<Vec<_>, Error>>()?;
         let router =
             CompiledRouter::build(&snapshot.routes).map_err(|e| Error::Compile(e.to_string()))?;
-        let certificates = CompiledCertificates::build(&snapshot.certificates, keys)?;
+        let certificates = CompiledCertificates::build(&snapshot.certificates, &registries.keys)?;
         Ok(Compiled {
             version: snapshot.version,
             hash,
@@ -133,4 +144,93 @@ impl Compiled {
             certificates,
         })
     }
+}
+
+impl CompiledUpstream {
+    fn build(u: &Upstream, registries: &Registries) -> Result<CompiledUpstream, Error> {
+        let spec = &u.spec;
+        // Addresses were checked when the snapshot was validated; a bad one
+        // here means a snapshot that skipped validation.
+        if let Some(t) = spec
+            .targets
+            .iter()
+            .find(|t| parse_address(&t.address).is_err())
+        {
+            return Err(Error::Compile(format!(
+                "upstream {}: target {}: not host:port",
+                spec.name, t.address
+            )));
+        }
+        let balancer = registries.balancers.get(u.id, spec, || {
+            spec.targets
+                .iter()
+                .filter(|t| t.weight > 0)
+                .filter_map(|t| {
+                    let authority = parse_address(&t.address).ok()?;
+                    Some(CompiledTarget {
+                        state: registries.targets.get(u.id, authority.as_str()),
+                        authority,
+                        weight: t.weight,
+                    })
+                })
+                .collect()
+        });
+        let targets = balancer.targets();
+        let client = registries.clients.get(u.id, spec)?;
+        let scheme = if spec.tls.is_some() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        let passive =
+            spec.health_checks.passive.as_ref().map(|cfg| {
+                PassiveChecker::new(cfg, targets.iter().map(|t| t.state.clone()).collect())
+            });
+        let active = spec.health_checks.active.as_ref().map(|cfg| {
+            let probe = probe_fn(client.clone(), scheme.clone());
+            let probed = targets
+                .iter()
+                .map(|t| (t.authority.clone(), t.state.clone()))
+                .collect();
+            registries
+                .health
+                .active(u.id, &spec.name, cfg, probed, probe)
+        });
+        Ok(CompiledUpstream {
+            id: u.id,
+            name: spec.name.clone(),
+            balancer,
+            client,
+            scheme,
+            read_timeout: Duration::from_millis(u64::from(spec.timeouts.read_ms)),
+            retries: spec.retries,
+            budget: registries.budgets.get(u.id),
+            breaker: spec.circuit_breaker,
+            load: registries.loads.get(u.id),
+            passive,
+            active,
+        })
+    }
+}
+
+/// Probes go through the upstream's own pool, so they speak its protocol
+/// and TLS and see what requests see.
+fn probe_fn(client: Arc<UpstreamClient>, scheme: Scheme) -> ProbeFn {
+    Arc::new(move |authority, path| {
+        let client = client.clone();
+        let uri = http::Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority)
+            .path_and_query(path)
+            .build();
+        Box::pin(async move {
+            let uri = uri.map_err(|e| e.to_string())?;
+            let req = http::Request::get(uri)
+                .header(http::header::USER_AGENT, "turnpike-health-check")
+                .body(http_body_util::Either::Right(http_body_util::Empty::new()))
+                .map_err(|e| e.to_string())?;
+            let resp = client.request(req).await.map_err(|e| e.to_string())?;
+            Ok(resp.status())
+        })
+    })
 }

@@ -89,7 +89,7 @@ pub(super) async fn apply(
         );
     }
     let hash = wire.hash.clone();
-    let (clients, keys) = (shared.clients.clone(), shared.certificate_keys.clone());
+    let registries = shared.registries.clone();
     // Patching, hashing and compiling a large config is CPU work; keep it
     // off the proxy's threads.
     let result = tokio::task::spawn_blocking(move || {
@@ -97,7 +97,7 @@ pub(super) async fn apply(
         // Checks the base version, the hash of the result, and validates.
         let snapshot = delta.apply(&current.snapshot)?;
         snapshot.check_enforceable()?;
-        Compiled::build(&snapshot, hash, &clients, &keys).map(|c| (c, snapshot))
+        Compiled::build(&snapshot, hash, &registries).map(|c| (c, snapshot))
     })
     .await;
     super::finish(shared, version, (applied, started), result).await

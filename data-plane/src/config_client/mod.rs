@@ -170,10 +170,10 @@ async fn apply(shared: &Shared, wire: proto::Snapshot) -> proto::data_plane_mess
         bytes: prost::Message::encoded_len(&wire),
     };
     // Compiling a large config is CPU work; keep it off the proxy's threads.
-    let (clients, keys) = (shared.clients.clone(), shared.certificate_keys.clone());
+    let registries = shared.registries.clone();
     let compiled = tokio::task::spawn_blocking(move || {
         let snapshot = Snapshot::try_from(wire)?;
-        Compiled::build(&snapshot, snapshot.hash(), &clients, &keys).map(|c| (c, snapshot))
+        Compiled::build(&snapshot, snapshot.hash(), &registries).map(|c| (c, snapshot))
     })
     .await;
     finish(shared, version, (applied, started), compiled).await
@@ -235,8 +235,7 @@ mod tests {
             draining: AtomicBool::new(false),
             node_id: "test".into(),
             labels: BTreeMap::new(),
-            clients: Arc::default(),
-            certificate_keys: Arc::default(),
+            registries: Arc::default(),
             cache: crate::cache::Cache::default(),
             stats: ConfigStats::default(),
         }

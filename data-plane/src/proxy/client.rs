@@ -6,46 +6,76 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use turnpike_model::{UpstreamProtocol, UpstreamSpec, UpstreamTls};
 use uuid::Uuid;
 
-pub type UpstreamClient = Client<HttpConnector, Incoming>;
+use crate::Error;
+use crate::proxy::connector::{self, UpstreamConnector};
+
+/// What is sent upstream: the client's body, streamed, or nothing (a
+/// request without a body, which is what a retry can resend).
+pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+
+pub type UpstreamClient = Client<UpstreamConnector, UpstreamBody>;
 
 /// Idle upstream connections are closed before a typical upstream keep-alive
 /// (60 s in nginx) would close them under us (hyper#2136).
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const POOL_MAX_IDLE_PER_HOST: usize = 256;
 
+/// What a pool's connections depend on: a change to any of it makes a new
+/// pool, anything else (targets, weights, read timeout) keeps the old one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientSettings {
+    connect_ms: u32,
+    write_ms: u32,
+    protocol: UpstreamProtocol,
+    tls: Option<UpstreamTls>,
+}
+
 #[derive(Default)]
 pub struct ClientRegistry {
-    clients: Mutex<HashMap<(Uuid, u32), Weak<UpstreamClient>>>,
+    clients: Mutex<HashMap<(Uuid, ClientSettings), Weak<UpstreamClient>>>,
 }
 
 impl ClientRegistry {
-    /// The client for upstream `id` with this connect timeout; reused when a
-    /// live config already holds one. Called while compiling, never on the
+    /// The client for upstream `id` with these settings; reused when a live
+    /// config already holds one. Called while compiling, never on the
     /// request path.
-    pub fn get(&self, id: Uuid, connect_ms: u32) -> Arc<UpstreamClient> {
-        let mut clients = self.clients.lock().unwrap();
+    pub fn get(&self, id: Uuid, spec: &UpstreamSpec) -> Result<Arc<UpstreamClient>, Error> {
+        let settings = ClientSettings {
+            connect_ms: spec.timeouts.connect_ms,
+            write_ms: spec.timeouts.write_ms,
+            protocol: spec.protocol,
+            tls: spec.tls.clone(),
+        };
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients.retain(|_, c| c.strong_count() > 0);
-        if let Some(c) = clients.get(&(id, connect_ms)).and_then(Weak::upgrade) {
-            return c;
+        let key = (id, settings);
+        if let Some(c) = clients.get(&key).and_then(Weak::upgrade) {
+            return Ok(c);
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_millis(u64::from(connect_ms))));
-        connector.set_nodelay(true);
-        let client = Arc::new(
-            Client::builder(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-                .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-                .build(connector),
-        );
-        clients.insert((id, connect_ms), Arc::downgrade(&client));
-        client
+        let ms = |v: u32| Duration::from_millis(u64::from(v));
+        let connector = connector::build(
+            ms(spec.timeouts.connect_ms),
+            ms(spec.timeouts.write_ms),
+            spec.protocol,
+            spec.tls.as_ref(),
+        )?;
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+            .http2_only(spec.protocol == UpstreamProtocol::Http2);
+        let client = Arc::new(builder.build(connector));
+        clients.insert(key, Arc::downgrade(&client));
+        Ok(client)
     }
 }

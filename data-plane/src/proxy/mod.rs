@@ -1,15 +1,22 @@
 //! The request path, top to bottom: load the config once → match a route →
 //! pick a target → rewrite the request → send it through the upstream's pool
-//! → hand the response back, streaming both bodies. Before routing, the
+//! (`send`: attempts, `retry`, the `breaker`, in-flight and health
+//! accounting; pools in
+//! `client`, connections in `connector`) → hand the response back,
+//! streaming both bodies. Before routing, the
 //! request is checked (`hygiene`) and its path normalised once
 //! (`normalize`); every answer carries the request's `X-Request-Id`
 //! (`request_id`). WebSocket upgrades are spliced by `upgrade`.
 
+pub mod breaker;
 pub mod client;
+pub mod connector;
 pub mod headers;
 pub mod hygiene;
 pub mod normalize;
 pub mod request_id;
+pub mod retry;
+pub mod send;
 pub mod upgrade;
 
 use std::borrow::Cow;
@@ -18,18 +25,17 @@ use std::error::Error as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::capture_connection;
 
 use crate::compile::Compiled;
 use crate::listener::Conn;
 use crate::{Error, Shared};
 
 /// Bodies the proxy answers with: the upstream's, streamed, or its own.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = Either<send::TrackedBody, Full<Bytes>>;
 
 /// Entry point for every proxied request.
 pub async fn handle(
@@ -79,12 +85,6 @@ async fn forward(
     let route = &config.routes[m.route];
     let upstream = &config.upstreams[route.upstream];
 
-    // 3. Balance.
-    let target = upstream
-        .balancer
-        .pick()
-        .ok_or_else(|| Error::NoTarget(upstream.name.clone()))?;
-
     // 4. Rewrite: URI to the target, path stripped if asked, hop-by-hop
     //    headers out (but a WebSocket upgrade's), X-Forwarded-* in.
     let websocket = upgrade::websocket(&req);
@@ -97,13 +97,6 @@ async fn forward(
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"))
     };
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(target.authority.clone());
-    parts.path_and_query = Some(path_and_query);
-    *req.uri_mut() =
-        Uri::from_parts(parts).map_err(|e| Error::BadUpstreamRequest(e.to_string()))?;
-    *req.version_mut() = Version::HTTP_11;
     let proto = if conn.tls { "https" } else { "http" };
     let headers = req.headers_mut();
     headers::strip_hop_by_hop(headers);
@@ -121,15 +114,15 @@ async fn forward(
         headers.remove(header::HOST);
     }
 
-    // 5. Send, bounded by the upstream's read timeout (connect included).
-    //    The connection is captured so a bad answer can retire it.
-    let connection = capture_connection(&mut req);
-    let resp = match tokio::time::timeout(upstream.read_timeout, upstream.client.request(req)).await
-    {
-        Err(_) => return Err(Error::UpstreamTimeout),
-        Ok(Err(e)) => return Err(classify(e)),
-        Ok(Ok(resp)) => resp,
-    };
+    // 5. Balance and send (with retries where allowed), each attempt
+    //    bounded by the upstream's read timeout (connect included).
+    let sent = send::send(upstream, conn.peer.ip(), None, req, path_and_query).await?;
+    let send::Sent {
+        response: resp,
+        connection,
+        in_flight,
+        admitted,
+    } = sent;
 
     // 6. Respond, streaming the upstream's body.
     //    A response hyper parsed but framed ambiguously is refused, and its
@@ -150,9 +143,14 @@ async fn forward(
     }
     if let (true, Some(client)) = (switched, client_upgrade) {
         let resp = Response::from_parts(parts, body);
-        return Ok(upgrade::switch(resp, client, Some(conn.hold.clone()))?.map(Either::Left));
+        // The tunnel is not an exchange in flight: least connections would
+        // count it for hours.
+        drop((in_flight, admitted));
+        let resp = upgrade::switch(resp, client, Some(conn.hold.clone()))?;
+        return Ok(resp.map(|b| Either::Left(send::TrackedBody::new(b, None, None))));
     }
     headers::strip_hop_by_hop(&mut parts.headers);
+    let body = send::TrackedBody::new(body, Some(in_flight), admitted);
     Ok(Response::from_parts(parts, Either::Left(body)))
 }
 
@@ -186,25 +184,32 @@ fn strip_prefix(uri: &Uri, len: usize) -> Result<PathAndQuery, Error> {
     PathAndQuery::try_from(full).map_err(|e| Error::BadUpstreamRequest(e.to_string()))
 }
 
-/// Connection failures are 502, except a connect timeout, which is 504.
-fn classify(e: hyper_util::client::legacy::Error) -> Error {
-    if e.is_connect() {
-        let mut source = e.source();
-        while let Some(s) = source {
-            if s.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-                || s.to_string().contains("timed out")
-            {
-                return Error::UpstreamTimeout;
-            }
-            source = s.source();
-        }
+/// Connection failures are 502, except a timeout (connecting, or a write
+/// the target stopped taking for `write_ms`), which is 504.
+pub(crate) fn classify(e: hyper_util::client::legacy::Error) -> Error {
+    if timed_out(&e) {
+        Error::UpstreamTimeout
+    } else if e.is_connect() {
         Error::UpstreamConnect(e)
     } else if request_body_failed(&e) {
         Error::ClientBody(e)
     } else {
         Error::UpstreamProtocol(e)
     }
+}
+
+fn timed_out(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || (e.is_connect() && s.to_string().contains("timed out"))
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The client's body failed while it was being sent upstream: hyper's

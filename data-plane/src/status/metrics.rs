@@ -1,8 +1,9 @@
 //! `GET /metrics` on the status port: the config state of this data plane in
 //! the Prometheus text format. Values are read from the same atomics
 //! `/status` shows, at scrape time, into a registry built for the scrape;
-//! nothing here touches the request path. Request, upstream and policy
-//! metrics join this module with the observability work.
+//! nothing here touches the request path. Per-target series come from
+//! `target_metrics`; request and policy metrics join with the
+//! observability work.
 
 use std::sync::atomic::Ordering;
 
@@ -55,6 +56,9 @@ pub fn render(shared: &Shared) -> String {
         "Time from the decoded message to the swap for the last config applied",
         ConstGauge::new(stats.last_apply_us.load(Ordering::Relaxed) as f64 / 1e6),
     );
+    r.register_collector(Box::new(super::target_metrics::TargetMetrics(
+        shared.config.load_full(),
+    )));
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &r);

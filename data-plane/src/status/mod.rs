@@ -1,9 +1,12 @@
 //! The status endpoints on `--status-listen`: liveness, readiness (503 until
 //! a config is applied) and a JSON status of the node, including whether
 //! the config in use came from the disk cache and is stale; `/metrics`
-//! (`metrics`) shows the same in the Prometheus format.
+//! (`metrics`) shows the same in the Prometheus format; `/upstreams`
+//! (`upstreams`) each target's health, ejection and load.
 
 mod metrics;
+mod target_metrics;
+mod upstreams;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -74,6 +77,7 @@ pub async fn handle(
                 }),
             )
         }
+        "/upstreams" => json_response(StatusCode::OK, &upstreams::view(&config)),
         "/metrics" => {
             let mut resp = Response::new(Either::Right(Full::new(Bytes::from(metrics::render(
                 &shared,

@@ -60,7 +60,10 @@ pub struct UpstreamTls {
     /// Name sent as SNI and checked against the target's certificate;
     /// defaults to the target's host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(max_length = 253, example = "users.internal"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 253, example = "users.internal")
+    )]
     pub server_name: Option<String>,
     /// Check the target's certificate chain and name. Turning this off is
     /// for tests only: the traffic can then be intercepted.

@@ -1,5 +1,6 @@
 //! Upstream health checks: active probes each data plane sends, and passive
-//! outlier detection from the traffic it proxies. Both are off unless set.
+//! outlier detection from the traffic it proxies; and the circuit breaker
+//! that caps what one upstream may hold. All are off unless set.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,13 +24,22 @@ pub struct HealthChecks {
 pub struct ActiveHealthCheck {
     /// Path (and query) probed with `GET`.
     #[serde(default = "default_path")]
-    #[cfg_attr(feature = "openapi", schema(default = "/", max_length = 1024, pattern = "^/"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = "/", max_length = 1024, pattern = "^/")
+    )]
     pub path: String,
     #[serde(default = "default_interval_ms")]
-    #[cfg_attr(feature = "openapi", schema(default = 5000, minimum = 100, maximum = 3600000))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = 5000, minimum = 100, maximum = 3600000)
+    )]
     pub interval_ms: u32,
     #[serde(default = "default_timeout_ms")]
-    #[cfg_attr(feature = "openapi", schema(default = 1000, minimum = 1, maximum = 3600000))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = 1000, minimum = 1, maximum = 3600000)
+    )]
     pub timeout_ms: u32,
     #[serde(default = "default_healthy")]
     #[cfg_attr(feature = "openapi", schema(default = 2, minimum = 1, maximum = 100))]
@@ -55,14 +65,63 @@ pub struct PassiveHealthCheck {
     #[cfg_attr(feature = "openapi", schema(default = 5, minimum = 1, maximum = 1000))]
     pub consecutive_failures: u32,
     #[serde(default = "default_ejection_ms")]
-    #[cfg_attr(feature = "openapi", schema(default = 30000, minimum = 1, maximum = 3600000))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = 30000, minimum = 1, maximum = 3600000)
+    )]
     pub ejection_ms: u32,
     #[serde(default = "default_max_ejection_ms")]
-    #[cfg_attr(feature = "openapi", schema(default = 300000, minimum = 1, maximum = 3600000))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = 300000, minimum = 1, maximum = 3600000)
+    )]
     pub max_ejection_ms: u32,
     #[serde(default = "default_max_ejected_percent")]
     #[cfg_attr(feature = "openapi", schema(default = 50, minimum = 0, maximum = 100))]
     pub max_ejected_percent: u32,
+}
+
+/// Caps per upstream and per data plane: requests beyond them are answered
+/// 503 at once instead of queueing behind a struggling upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreaker {
+    /// Requests in progress (sent, response not finished).
+    #[serde(default = "default_max_requests")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = 1024, minimum = 1, maximum = 1000000)
+    )]
+    pub max_requests: u32,
+    /// Requests waiting for their response to start (connecting, or sent
+    /// and not yet answered).
+    #[serde(default = "default_max_pending")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = 1024, minimum = 1, maximum = 1000000)
+    )]
+    pub max_pending: u32,
+}
+
+fn default_max_requests() -> u32 {
+    1024
+}
+fn default_max_pending() -> u32 {
+    1024
+}
+
+impl CircuitBreaker {
+    pub(crate) fn validate(&self, errors: &mut ValidationErrors) {
+        for (field, v) in [
+            ("circuit_breaker.max_requests", self.max_requests),
+            ("circuit_breaker.max_pending", self.max_pending),
+        ] {
+            if v == 0 || v > 1_000_000 {
+                errors.push(field, "must be 1 to 1000000");
+            }
+        }
+    }
 }
 
 impl Default for ActiveHealthCheck {
@@ -123,7 +182,10 @@ impl HealthChecks {
     pub(crate) fn validate(&self, errors: &mut ValidationErrors) {
         let mut range = |field: &str, v: u32, min: u32, max: u32| {
             if v < min || v > max {
-                errors.push(format!("health_checks.{field}"), format!("must be {min} to {max}"));
+                errors.push(
+                    format!("health_checks.{field}"),
+                    format!("must be {min} to {max}"),
+                );
             }
         };
         if let Some(a) = &self.active {
@@ -133,7 +195,12 @@ impl HealthChecks {
             range("active.unhealthy_threshold", a.unhealthy_threshold, 1, 100);
         }
         if let Some(p) = &self.passive {
-            range("passive.consecutive_failures", p.consecutive_failures, 1, 1000);
+            range(
+                "passive.consecutive_failures",
+                p.consecutive_failures,
+                1,
+                1000,
+            );
             range("passive.ejection_ms", p.ejection_ms, 1, MAX_MS);
             range("passive.max_ejection_ms", p.max_ejection_ms, 1, MAX_MS);
             range("passive.max_ejected_percent", p.max_ejected_percent, 0, 100);

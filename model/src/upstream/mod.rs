@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use self::balancing::{Algorithm, HashOn, UpstreamProtocol, UpstreamTls};
-pub use self::health::{ActiveHealthCheck, HealthChecks, PassiveHealthCheck};
+pub use self::health::{ActiveHealthCheck, CircuitBreaker, HealthChecks, PassiveHealthCheck};
 use crate::{ValidationErrors, check_name, check_tags};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -112,6 +112,9 @@ pub struct UpstreamSpec {
     pub targets: Vec<Target>,
     #[serde(default)]
     pub health_checks: HealthChecks,
+    /// Caps on requests in progress and waiting; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
     #[serde(default)]
     pub timeouts: Timeouts,
     /// How many more targets an idempotent request may try after a
@@ -174,6 +177,9 @@ impl UpstreamSpec {
             &mut errors,
         );
         self.health_checks.validate(&mut errors);
+        if let Some(cb) = &self.circuit_breaker {
+            cb.validate(&mut errors);
+        }
         check_tags(&self.tags, &mut errors);
         errors.into_result()
     }
@@ -320,7 +326,14 @@ mod tests {
         assert!(s.validate().is_ok(), "{:?}", s.validate());
         assert_eq!(s.hash_on, Some(HashOn::Header("x-user".into())));
         assert_eq!(s.health_checks.active.as_ref().unwrap().interval_ms, 5000);
-        assert_eq!(s.health_checks.passive.as_ref().unwrap().consecutive_failures, 5);
+        assert_eq!(
+            s.health_checks
+                .passive
+                .as_ref()
+                .unwrap()
+                .consecutive_failures,
+            5
+        );
         assert!(s.tls.as_ref().unwrap().verify);
         assert_eq!(
             spec(serde_json::json!({"name": "a", "algorithm": "consistent_hash", "hash_on": "ip"}))
@@ -339,7 +352,13 @@ mod tests {
             "retries": 11,
             "tls": {"server_name": "bad name", "ca": "x"}
         }));
-        let fields: Vec<String> = bad.validate().unwrap_err().0.into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = bad
+            .validate()
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(
             fields,
             [

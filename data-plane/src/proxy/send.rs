@@ -1,0 +1,240 @@
+//! The upstream call: pick a target, send, and on a failure before any
+//! response try another target when `retry` allows it. Each attempt is
+//! counted in flight on its target until the response body ends, timed for
+//! the latency balancer, and reported to passive health checks.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use http_body_util::{Either, Empty};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::connect::{CaptureConnection, capture_connection};
+use turnpike_model::upstream::balancing::MAX_RETRIES;
+
+use crate::Error;
+use crate::balancer::PickContext;
+use crate::balancer::state::InFlight;
+use crate::compile::CompiledUpstream;
+use crate::health::passive::Outcome;
+use crate::proxy::breaker::Admitted;
+use crate::proxy::client::UpstreamBody;
+use crate::proxy::retry;
+
+/// A response from a target, with the attempt's connection (to retire it
+/// if the response turns out unusable).
+pub struct Sent {
+    pub response: Response<Incoming>,
+    pub connection: CaptureConnection,
+    pub in_flight: InFlight,
+    /// The circuit breaker's count of this request, if the upstream has one.
+    pub admitted: Option<Admitted>,
+}
+
+static EMPTY_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
+
+/// What a retry resends: the request's head. Only kept for requests that
+/// may be retried (idempotent, no body), so others pay nothing.
+struct Replay {
+    method: Method,
+    headers: HeaderMap,
+}
+
+/// Sends `req` (URI still origin-form; `path_and_query` is what goes
+/// upstream) to one of the upstream's targets.
+pub async fn send(
+    upstream: &CompiledUpstream,
+    client_ip: IpAddr,
+    consumer: Option<&str>,
+    req: Request<Incoming>,
+    path_and_query: PathAndQuery,
+) -> Result<Sent, Error> {
+    // Circuit breaker: over either cap, 503 at once. Pending covers the
+    // whole wait for a response head, retries included.
+    let (admitted, pending) = match upstream.breaker {
+        None => (None, None),
+        Some(cb) => {
+            let admitted = upstream
+                .load
+                .admit(cb.max_requests)
+                .ok_or_else(|| Error::CircuitOpen(upstream.name.clone(), "requests"))?;
+            let pending = upstream
+                .load
+                .wait(cb.max_pending)
+                .ok_or_else(|| Error::CircuitOpen(upstream.name.clone(), "pending requests"))?;
+            (Some(admitted), Some(pending))
+        }
+    };
+    let (parts, body) = req.into_parts();
+    let bodyless = body.is_end_stream();
+    let replay =
+        (upstream.retries > 0 && bodyless && retry::idempotent(&parts.method)).then(|| Replay {
+            method: parts.method.clone(),
+            headers: parts.headers.clone(),
+        });
+    // A request without a body goes out as one, which is what makes it
+    // resendable; the client's (empty) body is dropped.
+    let body: UpstreamBody = if bodyless {
+        Either::Right(Empty::new())
+    } else {
+        Either::Left(body)
+    };
+    let mut first = Some((parts, body));
+    upstream.budget.deposit();
+
+    let mut tried = [0usize; MAX_RETRIES as usize + 1];
+    let mut attempts = 0;
+    // The failure of the previous attempt: what the client gets when no
+    // untried target is left for a retry.
+    let mut last: Option<hyper_util::client::legacy::Error> = None;
+    loop {
+        let headers = match (&first, &replay) {
+            (Some((parts, _)), _) => &parts.headers,
+            (None, Some(r)) => &r.headers,
+            (None, None) => &EMPTY_HEADERS,
+        };
+        let ctx = PickContext {
+            headers,
+            client_ip,
+            consumer,
+        };
+        let Some(i) = upstream.balancer.pick(&ctx, &tried[..attempts]) else {
+            return Err(match last {
+                Some(e) => super::classify(e),
+                None => Error::NoTarget(upstream.name.clone()),
+            });
+        };
+        tried[attempts] = i;
+        attempts += 1;
+        let target = &upstream.balancer.targets()[i];
+
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(upstream.scheme.clone());
+        uri.authority = Some(target.authority.clone());
+        uri.path_and_query = Some(path_and_query.clone());
+        let uri = Uri::from_parts(uri).map_err(|e| Error::BadUpstreamRequest(e.to_string()))?;
+        let mut req = match (first.take(), &replay) {
+            (Some((mut parts, body)), _) => {
+                parts.uri = uri;
+                parts.version = Version::HTTP_11;
+                Request::from_parts(parts, body)
+            }
+            (None, Some(r)) => {
+                let mut req = Request::new(Either::Right(Empty::new()));
+                *req.method_mut() = r.method.clone();
+                *req.uri_mut() = uri;
+                *req.headers_mut() = r.headers.clone();
+                req
+            }
+            // Retries are only decided when `replay` is set.
+            (None, None) => {
+                return Err(Error::BadUpstreamRequest(
+                    "a retry without a resendable request".into(),
+                ));
+            }
+        };
+        let connection = capture_connection(&mut req);
+        let in_flight = target.state.start();
+        let started = Instant::now();
+        let result =
+            tokio::time::timeout(upstream.read_timeout, upstream.client.request(req)).await;
+        match result {
+            Ok(Ok(response)) => {
+                target.state.observe_latency(started.elapsed());
+                if let Some(p) = &upstream.passive {
+                    let outcome = if response.status().is_server_error() {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    };
+                    p.report(&target.state, outcome);
+                }
+                drop(pending);
+                return Ok(Sent {
+                    response,
+                    connection,
+                    in_flight,
+                    admitted,
+                });
+            }
+            Err(_) => {
+                fail(upstream, target);
+                return Err(Error::UpstreamTimeout);
+            }
+            Ok(Err(e)) => {
+                fail(upstream, target);
+                let again = attempts <= upstream.retries as usize
+                    && replay.is_some()
+                    && retry::before_response(&e)
+                    && upstream.budget.withdraw();
+                if !again {
+                    return Err(super::classify(e));
+                }
+                tracing::debug!(
+                    upstream = %upstream.name,
+                    target = %target.authority,
+                    error = %e,
+                    "retrying on another target"
+                );
+                last = Some(e);
+            }
+        }
+    }
+}
+
+fn fail(upstream: &CompiledUpstream, target: &crate::balancer::CompiledTarget) {
+    target
+        .state
+        .failures
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(p) = &upstream.passive {
+        p.report(&target.state, Outcome::Failure);
+    }
+}
+
+/// The response body of a target, holding the attempt in flight on its
+/// target until the body ends or is dropped (least connections counts
+/// whole exchanges, not just until the head).
+pub struct TrackedBody {
+    inner: Incoming,
+    _in_flight: Option<InFlight>,
+    _admitted: Option<Admitted>,
+}
+
+impl TrackedBody {
+    pub fn new(
+        inner: Incoming,
+        in_flight: Option<InFlight>,
+        admitted: Option<Admitted>,
+    ) -> TrackedBody {
+        TrackedBody {
+            inner,
+            _in_flight: in_flight,
+            _admitted: admitted,
+        }
+    }
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
