@@ -143,6 +143,19 @@ struct DataPlaneArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     max_connections: usize,
+    /// Largest request body the proxy forwards, in bytes; a larger one is
+    /// answered 413 (refused before forwarding when Content-Length says
+    /// so). No limit when unset.
+    #[arg(
+        long,
+        env = "TURNPIKE_MAX_BODY_BYTES",
+        value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..)
+    )]
+    max_body_bytes: Option<u64>,
+    /// Longest pause allowed while a client sends its request body (whole
+    /// seconds or a duration like `500ms`); past it the request gets 408.
+    #[arg(long, env = "TURNPIKE_BODY_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    body_read_timeout: std::time::Duration,
 }
 
 fn main() -> ExitCode {
@@ -195,13 +208,23 @@ fn read_pem(path: &std::path::Path) -> Result<String, UsageError> {
 /// `--data-plane-expiry`: whole seconds or a humantime duration, at least
 /// one second (a zero expiry would delete records as they are written).
 fn parse_expiry(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(d)
+}
+
+/// A duration flag: whole seconds or a humantime duration (`500ms`,
+/// `2m`), more than zero.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let d = match s.trim().parse::<u64>() {
         Ok(secs) => std::time::Duration::from_secs(secs),
         Err(_) => humantime::parse_duration(s.trim())
-            .map_err(|e| format!("{e}; expected seconds or a duration such as 24h"))?,
+            .map_err(|e| format!("{e}; expected seconds or a duration such as 500ms"))?,
     };
-    if d < std::time::Duration::from_secs(1) {
-        return Err("must be at least 1s".into());
+    if d.is_zero() {
+        return Err("must be more than 0".into());
     }
     Ok(d)
 }
@@ -299,6 +322,10 @@ async fn data_plane(args: DataPlaneArgs) -> anyhow::Result<()> {
         limits: turnpike_data_plane::listener::Limits {
             max_connections: args.max_connections,
             ..Default::default()
+        },
+        body_limits: turnpike_data_plane::proxy::body::BodyLimits {
+            max_bytes: args.max_body_bytes,
+            read_timeout: args.body_read_timeout,
         },
         status_listen: args.status_listen,
         cluster_token: args.cluster_token,

@@ -2,7 +2,9 @@
 //! proxy runs one pick per request attempt. Targets have mixed weights,
 //! some requests in flight and latency samples, all available; consistent
 //! hashing cycles through 1,024 header keys. One thread, so this is the
-//! cost without contention on the shared cursors. Run with
+//! cost without contention on the shared cursors. Samples are 1,000 picks:
+//! left to calibrate, divan sometimes times single picks, which measures
+//! its timer. Run with
 //! `cargo bench -p turnpike-data-plane --bench balancer` (numbers in
 //! docs/PERFORMANCE.md).
 
@@ -52,39 +54,47 @@ fn run(bencher: Bencher, algorithm: Algorithm, n: usize) {
             h
         })
         .collect();
-    let mut k = 0;
-    bencher.bench_local(move || {
-        k = (k + 1) % headers.len();
+    let pick = move |k: usize| {
         let ctx = PickContext {
-            headers: &headers[k],
+            headers: &headers[k % headers.len()],
             client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             consumer: None,
         };
         b.pick(black_box(&ctx), black_box(&[]))
+    };
+    // Warm up (caches, the thread's RNG): the first benchmark of a run
+    // otherwise measures the process starting.
+    for k in 0..100_000 {
+        black_box(pick(k));
+    }
+    let mut k = 0;
+    bencher.bench_local(move || {
+        k += 1;
+        pick(k)
     });
 }
 
-#[divan::bench(args = SIZES)]
+#[divan::bench(args = SIZES, sample_size = 1000)]
 fn round_robin(bencher: Bencher, n: usize) {
     run(bencher, Algorithm::RoundRobin, n);
 }
 
-#[divan::bench(args = SIZES)]
+#[divan::bench(args = SIZES, sample_size = 1000)]
 fn weighted_round_robin(bencher: Bencher, n: usize) {
     run(bencher, Algorithm::WeightedRoundRobin, n);
 }
 
-#[divan::bench(args = SIZES)]
+#[divan::bench(args = SIZES, sample_size = 1000)]
 fn least_connections(bencher: Bencher, n: usize) {
     run(bencher, Algorithm::LeastConnections, n);
 }
 
-#[divan::bench(args = SIZES)]
+#[divan::bench(args = SIZES, sample_size = 1000)]
 fn consistent_hash(bencher: Bencher, n: usize) {
     run(bencher, Algorithm::ConsistentHash, n);
 }
 
-#[divan::bench(args = SIZES)]
+#[divan::bench(args = SIZES, sample_size = 1000)]
 fn latency(bencher: Bencher, n: usize) {
     run(bencher, Algorithm::Latency, n);
 }

@@ -32,6 +32,18 @@ pub enum Error {
     /// end) while it was being forwarded.
     #[error("the request body is malformed or incomplete")]
     ClientBody(#[source] hyper_util::client::legacy::Error),
+    /// The request body is (declared or turned out) larger than the
+    /// `--max-body-bytes` limit.
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(u64),
+    /// The client stopped sending its body for longer than
+    /// `--body-read-timeout`.
+    #[error("the request body stalled for more than {0:?}")]
+    BodyTimeout(std::time::Duration),
+    /// Reading the client's body failed (bad chunk, early end); wrapped on
+    /// its way through the upstream client, unwrapped by `classify`.
+    #[error("reading the request body failed")]
+    BodyRead(#[source] hyper::Error),
     #[error("upstream '{0}' has no target in rotation")]
     NoTarget(String),
     /// The upstream's circuit breaker is open: too many requests in
@@ -87,7 +99,10 @@ impl Error {
             | Error::InvalidPath(_)
             | Error::InvalidHeader(_)
             | Error::InvalidFraming(_)
-            | Error::ClientBody(_) => StatusCode::BAD_REQUEST,
+            | Error::ClientBody(_)
+            | Error::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Error::UnsupportedTransferEncoding => StatusCode::NOT_IMPLEMENTED,
             Error::NoTarget(_) | Error::CircuitOpen(..) => StatusCode::SERVICE_UNAVAILABLE,

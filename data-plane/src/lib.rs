@@ -47,8 +47,10 @@ pub struct Settings {
     pub labels: BTreeMap<String, String>,
     /// TLS to the control plane (required for `https://` addresses).
     pub cluster_tls: Option<config_client::ClusterTls>,
-    /// Limits of the proxy listener (`--max-connections`; the rest fixed).
+    /// Limits of the proxy listeners (`--max-connections`; the rest fixed).
     pub limits: listener::Limits,
+    /// Request body limits (`--max-body-bytes`, `--body-read-timeout`).
+    pub body_limits: proxy::body::BodyLimits,
 }
 
 /// State shared by the proxy, the status endpoints and the config client.
@@ -62,6 +64,7 @@ pub struct Shared {
     /// What outlives one config version: pools, parsed keys, target state,
     /// retry budgets, health checkers.
     pub registries: Arc<compile::Registries>,
+    pub body_limits: proxy::body::BodyLimits,
     /// The disk cache (if `--cache-dir`) and where the config in use came from.
     pub cache: cache::Cache,
     /// How many configs arrived as snapshots and as deltas, for `/status`.
@@ -108,6 +111,7 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
         node_id,
         labels: settings.labels.clone(),
         registries: Arc::default(),
+        body_limits: settings.body_limits,
         cache: cache::Cache::new(settings.cache_dir.clone()),
         stats: Default::default(),
     });
@@ -158,8 +162,7 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
             tokio::spawn(listener::tls::serve(
                 listener,
                 config,
-                // The plaintext proxy's limits (`listener::serve`'s defaults).
-                listener::Limits::default(),
+                settings.limits.clone(),
                 move |conn, req| proxy::handle(ps.clone(), conn, req),
                 shutdown.clone(),
             ))

@@ -267,6 +267,7 @@ mod tests {
             node_id: "test".into(),
             labels: BTreeMap::new(),
             registries: Arc::default(),
+            body_limits: Default::default(),
             cache: Cache::new(Some(dir.to_path_buf())),
             stats: Default::default(),
         }

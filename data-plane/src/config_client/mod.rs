@@ -236,6 +236,7 @@ mod tests {
             node_id: "test".into(),
             labels: BTreeMap::new(),
             registries: Arc::default(),
+            body_limits: Default::default(),
             cache: crate::cache::Cache::default(),
             stats: ConfigStats::default(),
         }

@@ -8,18 +8,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{Either, Empty};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use turnpike_model::{UpstreamProtocol, UpstreamSpec, UpstreamTls};
 use uuid::Uuid;
 
 use crate::Error;
+use crate::proxy::body::ClientBody;
 use crate::proxy::connector::{self, UpstreamConnector};
 
-/// What is sent upstream: the client's body, streamed, or nothing (a
-/// request without a body, which is what a retry can resend).
-pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+/// What is sent upstream: the client's body, streamed under the body
+/// limits, or nothing (a request without a body, which is what a retry can
+/// resend).
+pub type UpstreamBody = Either<ClientBody, Empty<Bytes>>;
 
 pub type UpstreamClient = Client<UpstreamConnector, UpstreamBody>;
 

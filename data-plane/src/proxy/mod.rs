@@ -8,6 +8,7 @@
 //! (`normalize`); every answer carries the request's `X-Request-Id`
 //! (`request_id`). WebSocket upgrades are spliced by `upgrade`.
 
+pub mod body;
 pub mod breaker;
 pub mod client;
 pub mod connector;
@@ -47,7 +48,7 @@ pub async fn handle(
     // a new one is swapped in while it runs.
     let config = shared.config.load_full();
     let request_id = request_id::of(req.headers());
-    let mut resp = match forward(&config, &conn, req, &request_id).await {
+    let mut resp = match forward(&shared, &config, &conn, req, &request_id).await {
         Ok(resp) => resp,
         Err(e) => error_response(&e, &request_id),
     };
@@ -57,6 +58,7 @@ pub async fn handle(
 }
 
 async fn forward(
+    shared: &Shared,
     config: &Compiled,
     conn: &Conn,
     mut req: Request<Incoming>,
@@ -116,7 +118,16 @@ async fn forward(
 
     // 5. Balance and send (with retries where allowed), each attempt
     //    bounded by the upstream's read timeout (connect included).
-    let sent = send::send(upstream, conn.peer.ip(), None, req, path_and_query).await?;
+    shared.body_limits.check_declared(req.body())?;
+    let sent = send::send(
+        upstream,
+        shared.body_limits,
+        conn.peer.ip(),
+        None,
+        req,
+        path_and_query,
+    )
+    .await?;
     let send::Sent {
         response: resp,
         connection,
@@ -187,15 +198,32 @@ fn strip_prefix(uri: &Uri, len: usize) -> Result<PathAndQuery, Error> {
 /// Connection failures are 502, except a timeout (connecting, or a write
 /// the target stopped taking for `write_ms`), which is 504.
 pub(crate) fn classify(e: hyper_util::client::legacy::Error) -> Error {
+    match client_body_error(&e) {
+        Some(Error::BodyTooLarge(max)) => return Error::BodyTooLarge(*max),
+        Some(Error::BodyTimeout(t)) => return Error::BodyTimeout(*t),
+        Some(_) => return Error::ClientBody(e),
+        None => {}
+    }
     if timed_out(&e) {
         Error::UpstreamTimeout
     } else if e.is_connect() {
         Error::UpstreamConnect(e)
-    } else if request_body_failed(&e) {
-        Error::ClientBody(e)
     } else {
         Error::UpstreamProtocol(e)
     }
+}
+
+/// The client's body was at fault (too large, stalled, malformed): the
+/// error `body::ClientBody` raised, found inside the upstream client's.
+fn client_body_error(e: &hyper_util::client::legacy::Error) -> Option<&Error> {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(found) = s.downcast_ref::<Error>() {
+            return Some(found);
+        }
+        source = s.source();
+    }
+    None
 }
 
 fn timed_out(e: &hyper_util::client::legacy::Error) -> bool {
@@ -204,23 +232,6 @@ fn timed_out(e: &hyper_util::client::legacy::Error) -> bool {
         if s.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
             || (e.is_connect() && s.to_string().contains("timed out"))
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
-}
-
-/// The client's body failed while it was being sent upstream: hyper's
-/// client reports a user-body error whose cause is the server side's
-/// (incoming body) error.
-fn request_body_failed(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>()
-            && h.is_user()
-            && h.source().is_some_and(|c| c.is::<hyper::Error>())
         {
             return true;
         }

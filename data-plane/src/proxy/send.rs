@@ -21,6 +21,7 @@ use crate::balancer::PickContext;
 use crate::balancer::state::InFlight;
 use crate::compile::CompiledUpstream;
 use crate::health::passive::Outcome;
+use crate::proxy::body::{BodyLimits, ClientBody};
 use crate::proxy::breaker::Admitted;
 use crate::proxy::client::UpstreamBody;
 use crate::proxy::retry;
@@ -48,6 +49,7 @@ struct Replay {
 /// upstream) to one of the upstream's targets.
 pub async fn send(
     upstream: &CompiledUpstream,
+    limits: BodyLimits,
     client_ip: IpAddr,
     consumer: Option<&str>,
     req: Request<Incoming>,
@@ -81,7 +83,7 @@ pub async fn send(
     let body: UpstreamBody = if bodyless {
         Either::Right(Empty::new())
     } else {
-        Either::Left(body)
+        Either::Left(ClientBody::new(body, limits))
     };
     let mut first = Some((parts, body));
     upstream.budget.deposit();
