@@ -91,7 +91,11 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
     let cluster_addr = cluster.local_addr()?;
     tracing::info!(%admin_addr, %cluster_addr, "control plane listening");
 
-    let cluster_state = cluster::ClusterService::new(state.clone(), tokens.cluster_token_hash);
+    let secrets = turnpike_proto::ClusterSecrets {
+        key_auth_pepper: state.store.key_auth_pepper().await?,
+    };
+    let cluster_state =
+        cluster::ClusterService::new(state.clone(), tokens.cluster_token_hash, secrets);
     let follower = follow::Follower::new(
         state.store.clone(),
         state.publisher.clone(),

@@ -30,7 +30,11 @@ const TOKEN: &str = "test-cluster-token-0123456789";
 async fn serve(api: &Api) -> (String, watch::Sender<bool>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let service = ClusterService::new(api.state.clone(), secret::digest(TOKEN));
+    let service = ClusterService::new(
+        api.state.clone(),
+        secret::digest(TOKEN),
+        turnpike_proto::ClusterSecrets::default(),
+    );
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(cluster::serve(listener, service, None, shutdown));
     (url, stop)

@@ -44,6 +44,9 @@ pub enum Error {
     /// its way through the upstream client, unwrapped by `classify`.
     #[error("reading the request body failed")]
     BodyRead(#[source] hyper::Error),
+    /// A policy answered instead of the upstream (401, 403, 429...).
+    #[error("{}", .0.message)]
+    Rejected(Box<crate::policy::Rejection>),
     #[error("upstream '{0}' has no target in rotation")]
     NoTarget(String),
     /// The upstream's circuit breaker is open: too many requests in
@@ -92,6 +95,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::NoRoute => StatusCode::NOT_FOUND,
+            Error::Rejected(r) => r.status,
             Error::AmbiguousHost
             | Error::MissingHost
             | Error::InvalidHost(_)
@@ -127,7 +131,7 @@ impl Error {
     /// connection cannot be trusted to start a new request (and the body
     /// was not read).
     pub fn closes_connection(&self) -> bool {
-        self.status().is_client_error() && !matches!(self, Error::NoRoute)
+        self.status().is_client_error() && !matches!(self, Error::NoRoute | Error::Rejected(_))
             || matches!(self, Error::UnsupportedTransferEncoding)
     }
 }

@@ -16,6 +16,7 @@ pub mod config_client;
 pub mod error;
 pub mod health;
 pub mod listener;
+pub mod policy;
 pub mod proxy;
 pub mod router;
 pub mod status;

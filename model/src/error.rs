@@ -74,8 +74,8 @@ pub enum ModelError {
     /// A delta computed from another version than the one it is applied to.
     #[error("delta from version {base} does not apply to version {held}")]
     DeltaBase { base: u64, held: u64 },
-    #[error("{0} are not supported by this data plane version")]
-    Unsupported(&'static str),
+    #[error("plugin '{0}' is not supported by this data plane version")]
+    UnsupportedPlugin(String),
     /// A declarative document that is not well-formed YAML or JSON.
     #[error("malformed {format}: {message}")]
     Syntax {

@@ -141,10 +141,13 @@ fn wire_round_trip_hash_and_data_plane_refusal() {
     );
     assert!(config.plugins[0].config_json.starts_with('{'));
     assert_eq!(Snapshot::decode(wire.clone()).unwrap(), a);
-    // The data plane cannot enforce plugins yet: it refuses rather than
+    // A data plane that cannot enforce a plugin refuses rather than
     // ignores an enabled one, and accepts the inert rest.
-    match Snapshot::try_from(wire) {
-        Err(ModelError::Unsupported(what)) => assert_eq!(what, "plugins"),
+    match Snapshot::try_from(wire)
+        .unwrap()
+        .check_enforceable(&["acl"])
+    {
+        Err(ModelError::UnsupportedPlugin(name)) => assert_eq!(name, a.plugins[0].spec.name),
         other => panic!("expected a refusal, got {other:?}"),
     }
     let mut b = a.clone();

@@ -26,6 +26,7 @@ impl Snapshot {
             version: self.version,
             hash: hash_config(&config),
             config: Some(config),
+            secrets: None,
         }
     }
 }
@@ -122,26 +123,29 @@ impl Snapshot {
         .canonical())
     }
 
-    /// Refuses what this data plane cannot enforce yet: an enabled plugin.
-    /// It must refuse such a config rather than serve it without the policy.
-    /// Consumers, credentials, certificates and disabled plugins are inert
-    /// data until a plugin or listener uses them, so they are accepted.
-    pub fn check_enforceable(&self) -> Result<(), ModelError> {
-        if self.plugins.iter().any(|p| p.spec.enabled) {
-            return Err(ModelError::Unsupported("plugins"));
+    /// Refuses what a data plane cannot enforce: an enabled plugin whose
+    /// name is not in `supported`. It must refuse such a config rather than
+    /// serve it without the policy. Consumers, credentials, certificates and
+    /// disabled plugins are inert data until a plugin or listener uses them.
+    pub fn check_enforceable(&self, supported: &[&str]) -> Result<(), ModelError> {
+        match self
+            .plugins
+            .iter()
+            .find(|p| p.spec.enabled && !supported.contains(&p.spec.name.as_str()))
+        {
+            Some(p) => Err(ModelError::UnsupportedPlugin(p.spec.name.clone())),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
 impl TryFrom<proto::Snapshot> for Snapshot {
     type Error = ModelError;
 
-    /// The data plane's door: [`Snapshot::decode`], then
-    /// [`Snapshot::check_enforceable`].
+    /// The data plane's door: [`Snapshot::decode`]. What it can enforce
+    /// is checked when it compiles the snapshot
+    /// ([`Snapshot::check_enforceable`]).
     fn try_from(wire: proto::Snapshot) -> Result<Snapshot, ModelError> {
-        let snapshot = Snapshot::decode(wire)?;
-        snapshot.check_enforceable()?;
-        Ok(snapshot)
+        Snapshot::decode(wire)
     }
 }

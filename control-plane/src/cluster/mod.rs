@@ -36,11 +36,18 @@ pub struct ClusterService {
     sessions: Arc<Mutex<HashSet<Uuid>>>,
     /// Recent versions decoded and deltas between them, shared by streams.
     deltas: Arc<deltas::DeltaCache>,
+    /// Added to every snapshot sent (outside its hash).
+    secrets: proto::ClusterSecrets,
 }
 
 impl ClusterService {
-    pub fn new(state: AppState, token_hash: String) -> ClusterService {
+    pub fn new(
+        state: AppState,
+        token_hash: String,
+        secrets: proto::ClusterSecrets,
+    ) -> ClusterService {
         ClusterService {
+            secrets,
             token_hash: token_hash.into(),
             sessions: Arc::default(),
             deltas: Arc::new(deltas::DeltaCache::new(state.store.clone())),

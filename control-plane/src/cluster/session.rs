@@ -132,7 +132,9 @@ impl Session {
             None => {
                 tracing::debug!(node_id = %self.node_id, version = current.version, bytes = current.wire.encoded_len(), "sending snapshot");
                 self.full_next = false;
-                (Down::Snapshot(current.wire.clone()), false)
+                let mut wire = current.wire.clone();
+                wire.secrets = Some(self.service.secrets.clone());
+                (Down::Snapshot(wire), false)
             }
         };
         self.in_flight = Some((current.version, is_delta));

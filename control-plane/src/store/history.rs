@@ -66,6 +66,7 @@ fn decode(
         version: version as u64,
         hash: hash.clone(),
         config: Some(config),
+        secrets: None,
     })
     .map_err(|e| broken(e.to_string()))?;
     Ok(StoredVersion {

@@ -11,6 +11,31 @@ use super::{ListPage, Store, Stored, WriteTx};
 use crate::error::{UNIQUE_VIOLATION, pg_code};
 use crate::{Error, seal};
 
+/// Reads the pepper, creating it if there is none; the first writer wins.
+async fn pepper(conn: &mut sqlx::PgConnection) -> Result<String, Error> {
+    sqlx::query(
+        "INSERT INTO cluster_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(seal::PEPPER_SETTING)
+    .bind(seal::new_pepper())
+    .execute(&mut *conn)
+    .await?;
+    let (pepper,): (String,) = sqlx::query_as("SELECT value FROM cluster_settings WHERE key = $1")
+        .bind(seal::PEPPER_SETTING)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(pepper)
+}
+
+impl Store {
+    /// The pepper, for the data planes (which digest presented keys with
+    /// it); created at start so every snapshot sent carries it.
+    pub async fn key_auth_pepper(&self) -> Result<String, Error> {
+        let mut conn = self.pool().acquire().await?;
+        pepper(&mut conn).await
+    }
+}
+
 type Row = (Uuid, Json<CredentialSpec>, DateTime<Utc>, DateTime<Utc>);
 
 fn stored((id, spec, created_at, updated_at): Row) -> Stored<CredentialSpec> {
@@ -81,19 +106,7 @@ impl WriteTx {
     /// lock, and `DO NOTHING` keeps the first one even if two clusters'
     /// control planes raced outside it.
     pub async fn key_auth_pepper(&mut self) -> Result<String, Error> {
-        sqlx::query(
-            "INSERT INTO cluster_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(seal::PEPPER_SETTING)
-        .bind(seal::new_pepper())
-        .execute(self.conn())
-        .await?;
-        let (pepper,): (String,) =
-            sqlx::query_as("SELECT value FROM cluster_settings WHERE key = $1")
-                .bind(seal::PEPPER_SETTING)
-                .fetch_one(self.conn())
-                .await?;
-        Ok(pepper)
+        pepper(self.conn()).await
     }
 
     /// Inserts or replaces a sealed credential; 409 when its key (digest,

@@ -284,6 +284,7 @@ fn published((version, hash, bytes): (i64, String, Vec<u8>)) -> Result<Arc<Publi
         version: version as u64,
         hash,
         config: Some(config),
+        secrets: None,
     }))
 }
 

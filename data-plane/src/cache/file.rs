@@ -56,6 +56,11 @@ pub fn encode(snapshot: &proto::Snapshot) -> Vec<u8> {
 /// Checks the header and checksum, then decodes and validates the snapshot.
 /// The error is the reason, for the caller to name the file.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
+    decode_with_secrets(bytes).map(|(s, _)| s)
+}
+
+/// [`decode`], also giving the cluster secrets stored beside the snapshot.
+pub fn decode_with_secrets(bytes: &[u8]) -> Result<(Snapshot, proto::ClusterSecrets), String> {
     if bytes.len() < HEADER_LEN {
         return Err(format!(
             "truncated: {} bytes, shorter than the {HEADER_LEN}-byte header",
@@ -82,14 +87,21 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     if Sha256::digest(payload)[..] != header[20..HEADER_LEN] {
         return Err("checksum mismatch: the file is corrupt".into());
     }
-    let wire = proto::Snapshot::decode(payload)
+    let mut wire = proto::Snapshot::decode(payload)
         .map_err(|e| format!("the snapshot does not decode: {e}"))?;
-    Snapshot::try_from(wire).map_err(|e| format!("the snapshot is refused: {e}"))
+    let secrets = wire.secrets.take().unwrap_or_default();
+    let snapshot = Snapshot::try_from(wire).map_err(|e| format!("the snapshot is refused: {e}"))?;
+    Ok((snapshot, secrets))
 }
 
 /// Reads and checks the cache in `dir`: `None` when there is no cache file;
 /// an error (naming the file and why) for anything that must not be served.
 pub fn read(dir: &Path) -> Result<Option<Snapshot>, Error> {
+    read_with_secrets(dir).map(|o| o.map(|(s, _)| s))
+}
+
+/// [`read`], also giving the cluster secrets stored beside the snapshot.
+pub fn read_with_secrets(dir: &Path) -> Result<Option<(Snapshot, proto::ClusterSecrets)>, Error> {
     let path = path(dir);
     let refused = |reason: String| Error::CacheRefused {
         path: path.clone(),
@@ -111,7 +123,7 @@ pub fn read(dir: &Path) -> Result<Option<Snapshot>, Error> {
     if bytes.len() as u64 > limit {
         return Err(refused(format!("larger than the {limit}-byte limit")));
     }
-    decode(&bytes).map(Some).map_err(refused)
+    decode_with_secrets(&bytes).map(Some).map_err(refused)
 }
 
 /// Replaces the cache in `dir` with `snapshot`, atomically: a reader (or a
@@ -202,6 +214,19 @@ pub(crate) mod tests {
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_cluster_secrets_are_kept_beside_the_snapshot() {
+        let dir = TempDir::new();
+        let mut wire = snapshot(3).to_proto();
+        wire.secrets = Some(proto::ClusterSecrets {
+            key_auth_pepper: "ab".repeat(32),
+        });
+        write(&dir.0, &wire).unwrap();
+        let (s, secrets) = read_with_secrets(&dir.0).unwrap().unwrap();
+        assert_eq!(s.version, 3);
+        assert_eq!(secrets.key_auth_pepper, "ab".repeat(32));
     }
 
     #[test]

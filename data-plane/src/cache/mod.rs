@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use turnpike_model::Snapshot;
+use turnpike_proto as proto;
 
 use crate::Shared;
 use crate::compile::Compiled;
@@ -129,11 +130,11 @@ impl Cache {
 
     /// Writes `snapshot` (just swapped in) to the cache and waits for it, at
     /// most [`WRITE_WAIT`]. Failures are logged by the writer.
-    pub async fn save(&self, snapshot: Snapshot) {
+    pub async fn save(&self, snapshot: Snapshot, secrets: Arc<proto::ClusterSecrets>) {
         let Some(writer) = &self.writer else { return };
         let version = snapshot.version;
         let mut written = writer.written.subscribe();
-        writer.submit(snapshot);
+        writer.submit(snapshot, secrets);
         let done = tokio::time::timeout(WRITE_WAIT, written.wait_for(|v| *v >= version)).await;
         if done.is_err() {
             tracing::warn!(
@@ -158,14 +159,14 @@ struct Writer {
 
 #[derive(Default)]
 struct Pending {
-    next: Option<Snapshot>,
+    next: Option<(Snapshot, Arc<proto::ClusterSecrets>)>,
     busy: bool,
 }
 
 impl Writer {
-    fn submit(self: &Arc<Self>, snapshot: Snapshot) {
+    fn submit(self: &Arc<Self>, snapshot: Snapshot, secrets: Arc<proto::ClusterSecrets>) {
         let mut pending = self.pending.lock().unwrap();
-        pending.next = Some(snapshot);
+        pending.next = Some((snapshot, secrets));
         if !pending.busy {
             pending.busy = true;
             let writer = self.clone();
@@ -175,7 +176,7 @@ impl Writer {
 
     fn drain(&self) {
         loop {
-            let snapshot = {
+            let (snapshot, secrets) = {
                 let mut pending = self.pending.lock().unwrap();
                 match pending.next.take() {
                     Some(s) => s,
@@ -186,7 +187,9 @@ impl Writer {
                 }
             };
             let version = snapshot.version;
-            match file::write(&self.dir, &snapshot.to_proto()) {
+            let mut wire = snapshot.to_proto();
+            wire.secrets = Some(proto::ClusterSecrets::clone(&secrets));
+            match file::write(&self.dir, &wire) {
                 Ok(()) => tracing::debug!(version, "config cached"),
                 Err(e) => tracing::error!(
                     version,
@@ -208,13 +211,13 @@ pub async fn restore(shared: &Shared) {
     let registries = shared.registries.clone();
     let path = file::path(&dir);
     let loaded = tokio::task::spawn_blocking(move || {
-        let Some(snapshot) = file::read(&dir)? else {
+        let Some((snapshot, secrets)) = file::read_with_secrets(&dir)? else {
             return Ok(None);
         };
         let hash = snapshot.hash();
         // A config that does not compile is refused like a corrupt file:
         // nothing of it is served.
-        Compiled::build(&snapshot, hash, &registries)
+        Compiled::build(&snapshot, hash, Arc::new(secrets), &registries)
             .map(Some)
             .map_err(|e| crate::Error::CacheRefused {
                 path: file::path(&dir),
@@ -278,7 +281,7 @@ mod tests {
         let dir = TempDir::new();
         let first = shared(&dir.0);
         let s = snapshot(9);
-        first.cache.save(s.clone()).await;
+        first.cache.save(s.clone(), Arc::default()).await;
         assert!(file::path(&dir.0).exists(), "save waits for the write");
 
         let second = shared(&dir.0);
@@ -327,9 +330,9 @@ mod tests {
         let writer = shared.cache.writer.clone().unwrap();
         // Versions arrive faster than the disk takes them.
         for v in 1..=20 {
-            writer.submit(snapshot(v));
+            writer.submit(snapshot(v), Arc::default());
         }
-        shared.cache.save(snapshot(21)).await;
+        shared.cache.save(snapshot(21), Arc::default()).await;
         assert_eq!(file::read(&dir.0).unwrap().unwrap().version, 21);
         assert_eq!(*writer.written.borrow(), 21);
     }
@@ -338,7 +341,7 @@ mod tests {
     async fn without_a_dir_nothing_is_written() {
         let cache = Cache::new(None);
         assert!(cache.dir().is_none());
-        cache.save(snapshot(1)).await;
+        cache.save(snapshot(1), Arc::default()).await;
         assert_eq!(cache.origin(), Origin::None);
     }
 }

@@ -21,6 +21,7 @@ use crate::compile::certs::{CompiledCertificates, KeyCache};
 use crate::health::HealthRegistry;
 use crate::health::active::{ActiveChecker, ProbeFn};
 use crate::health::passive::PassiveChecker;
+use crate::policy::{self, CompiledConsumers, CompiledPolicies};
 use crate::proxy::breaker::{Load, Loads};
 use crate::proxy::client::{ClientRegistry, UpstreamClient};
 use crate::proxy::retry::{RetryBudget, RetryBudgets};
@@ -43,6 +44,8 @@ pub struct Registries {
 #[derive(Debug)]
 pub struct CompiledRoute {
     pub id: Uuid,
+    /// The id as text, for policies keyed by route.
+    pub id_text: String,
     pub name: String,
     /// Index into [`Compiled::upstreams`].
     pub upstream: usize,
@@ -81,6 +84,12 @@ pub struct Compiled {
     pub upstreams: Vec<CompiledUpstream>,
     /// What the TLS listener serves, by SNI; swapped with the routes.
     pub certificates: CompiledCertificates,
+    /// Sent beside the snapshot (the key-auth pepper); kept across deltas.
+    pub secrets: Arc<turnpike_proto::ClusterSecrets>,
+    /// Consumers and credentials, for the authentication policies.
+    pub consumers: CompiledConsumers,
+    /// The policies of each route (index-aligned with `routes`).
+    pub policies: CompiledPolicies,
 }
 
 impl Compiled {
@@ -94,12 +103,16 @@ impl Compiled {
             routes: Vec::new(),
             upstreams: Vec::new(),
             certificates: CompiledCertificates::default(),
+            secrets: Arc::default(),
+            consumers: CompiledConsumers::default(),
+            policies: CompiledPolicies::default(),
         }
     }
 
     pub fn build(
         snapshot: &Snapshot,
         hash: String,
+        secrets: Arc<turnpike_proto::ClusterSecrets>,
         registries: &Registries,
     ) -> Result<Compiled, Error> {
         let upstreams = snapshot
@@ -124,6 +137,7 @@ impl Compiled {
                 })?;
                 Ok(CompiledRoute {
                     id: r.id,
+                    id_text: r.id.to_string(),
                     name: r.spec.name.clone(),
                     upstream,
                     strip_path: r.spec.strip_path,
@@ -134,6 +148,24 @@ impl Compiled {
         let router =
             CompiledRouter::build(&snapshot.routes).map_err(|e| Error::Compile(e.to_string()))?;
         let certificates = CompiledCertificates::build(&snapshot.certificates, &registries.keys)?;
+        snapshot.check_enforceable(policy::SUPPORTED)?;
+        let consumers = CompiledConsumers::build(snapshot, &secrets.key_auth_pepper)?;
+        if !consumers.has_pepper()
+            && snapshot
+                .plugins
+                .iter()
+                .any(|p| p.spec.enabled && p.spec.name == "key-auth")
+        {
+            return Err(Error::Compile(
+                "key-auth is enabled but the control plane sent no key-auth pepper".into(),
+            ));
+        }
+        let route_index: HashMap<String, usize> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id_text.clone(), i))
+            .collect();
+        let policies = CompiledPolicies::build(snapshot, &route_index, routes.len())?;
         Ok(Compiled {
             version: snapshot.version,
             hash,
@@ -142,6 +174,9 @@ impl Compiled {
             routes,
             upstreams,
             certificates,
+            secrets,
+            consumers,
+            policies,
         })
     }
 }

@@ -96,8 +96,8 @@ pub(super) async fn apply(
         let delta = Delta::try_from(wire)?;
         // Checks the base version, the hash of the result, and validates.
         let snapshot = delta.apply(&current.snapshot)?;
-        snapshot.check_enforceable()?;
-        Compiled::build(&snapshot, hash, &registries).map(|c| (c, snapshot))
+        Compiled::build(&snapshot, hash, current.secrets.clone(), &registries)
+            .map(|c| (c, snapshot))
     })
     .await;
     super::finish(shared, version, (applied, started), result).await
@@ -166,11 +166,17 @@ mod tests {
         let mut with_plugin = next.clone();
         with_plugin.plugins.push(turnpike_model::Plugin {
             id: uuid::Uuid::now_v7(),
-            spec: serde_json::from_value(serde_json::json!({"name": "cors"})).unwrap(),
+            spec: serde_json::from_value(
+                serde_json::json!({"name": "json-xml", "config": {"request": "json_to_xml"}}),
+            )
+            .unwrap(),
         });
         let error =
             nack_error(apply(&shared, Delta::between(&base, &with_plugin).to_proto()).await);
-        assert!(error.contains("plugins are not supported"), "{error}");
+        assert!(
+            error.contains("plugin 'json-xml' is not supported"),
+            "{error}"
+        );
 
         let running = shared.config.load();
         assert_eq!((running.version, &*running.snapshot), (5, &base));

@@ -171,9 +171,15 @@ async fn apply(shared: &Shared, wire: proto::Snapshot) -> proto::data_plane_mess
     };
     // Compiling a large config is CPU work; keep it off the proxy's threads.
     let registries = shared.registries.clone();
+    // A control plane that sends no secrets (older) leaves ours as they are.
+    let mut wire = wire;
+    let secrets = match wire.secrets.take() {
+        Some(s) => Arc::new(s),
+        None => shared.config.load().secrets.clone(),
+    };
     let compiled = tokio::task::spawn_blocking(move || {
         let snapshot = Snapshot::try_from(wire)?;
-        Compiled::build(&snapshot, snapshot.hash(), &registries).map(|c| (c, snapshot))
+        Compiled::build(&snapshot, snapshot.hash(), secrets, &registries).map(|c| (c, snapshot))
     })
     .await;
     finish(shared, version, (applied, started), compiled).await
@@ -191,6 +197,7 @@ async fn finish(
     match compiled {
         Ok(Ok((compiled, snapshot))) => {
             let hash = compiled.hash.clone();
+            let secrets = compiled.secrets.clone();
             shared.config.store(Arc::new(compiled));
             let took = started.elapsed();
             shared.cache.applied_from_control_plane();
@@ -204,7 +211,7 @@ async fn finish(
                 "config applied"
             );
             // Swap, cache, then ACK (PROTOCOL.md step 3).
-            shared.cache.save(snapshot).await;
+            shared.cache.save(snapshot, secrets).await;
             proto::data_plane_message::Message::Ack(proto::Ack { version, hash })
         }
         Ok(Err(e)) => nack(version, e.to_string()),
@@ -295,7 +302,8 @@ mod tests {
         // Older than what runs.
         assert!(nack_error(apply(&shared, snapshot(4)).await).contains("older"));
 
-        // Policies this data plane cannot enforce are refused, not ignored.
+        // A policy this data plane cannot enforce is refused, not ignored:
+        // key-auth without the pepper to digest keys with.
         let mut with_plugin = snapshot(8);
         let config = with_plugin.config.as_mut().unwrap();
         // A valid plugin, so the refusal (not a parse error) is what answers.
@@ -308,7 +316,7 @@ mod tests {
         });
         with_plugin.hash = turnpike_model::snapshot::hash_config(config);
         let error = nack_error(apply(&shared, with_plugin).await);
-        assert!(error.contains("plugins are not supported"), "{error}");
+        assert!(error.contains("no key-auth pepper"), "{error}");
 
         let still = shared.config.load();
         assert_eq!(

@@ -27,12 +27,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::compile::Compiled;
 use crate::listener::Conn;
+use crate::policy::{self, RequestCtx, ResponseCtx};
 use crate::{Error, Shared};
 
 /// Bodies the proxy answers with: the upstream's, streamed, or its own.
@@ -87,6 +88,48 @@ async fn forward(
     let route = &config.routes[m.route];
     let upstream = &config.upstreams[route.upstream];
 
+    // 3. Policies: the access, limit and rewrite phases, on the request as
+    //    the client sent it (normalised).
+    let (mut parts, body) = req.into_parts();
+    parts.headers.remove(policy::X_CONSUMER_ID);
+    parts.headers.remove(policy::X_CONSUMER_USERNAME);
+    let mut pctx = RequestCtx {
+        parts: &mut parts,
+        client_ip: conn.peer.ip(),
+        route: &route.id_text,
+        consumers: &config.consumers,
+        consumer: None,
+        response_headers: HeaderMap::new(),
+        body_limit: None,
+    };
+    if let Err(mut r) = config.policies.run_request(m.route, &mut pctx).await {
+        r.headers.extend(std::mem::take(&mut pctx.response_headers));
+        return Err(Error::Rejected(Box::new(r)));
+    }
+    let RequestCtx {
+        consumer,
+        response_headers: policy_headers,
+        body_limit,
+        ..
+    } = pctx;
+    if let Some(c) = &consumer {
+        parts
+            .headers
+            .insert(policy::X_CONSUMER_ID, c.id_header.clone());
+        parts
+            .headers
+            .insert(policy::X_CONSUMER_USERNAME, c.username_header.clone());
+    }
+    let request_headers = config
+        .policies
+        .has_response(m.route)
+        .then(|| parts.headers.clone());
+    let mut req = Request::from_parts(parts, body);
+    let mut limits = shared.body_limits;
+    if let Some(max) = body_limit {
+        limits.max_bytes = Some(limits.max_bytes.map_or(max, |g| g.min(max)));
+    }
+
     // 4. Rewrite: URI to the target, path stripped if asked, hop-by-hop
     //    headers out (but a WebSocket upgrade's), X-Forwarded-* in.
     let websocket = upgrade::websocket(&req);
@@ -118,16 +161,8 @@ async fn forward(
 
     // 5. Balance and send (with retries where allowed), each attempt
     //    bounded by the upstream's read timeout (connect included).
-    shared.body_limits.check_declared(req.body())?;
-    let sent = send::send(
-        upstream,
-        shared.body_limits,
-        conn.peer.ip(),
-        None,
-        req,
-        path_and_query,
-    )
-    .await?;
+    limits.check_declared(req.body())?;
+    let sent = send::send(upstream, limits, conn.peer.ip(), None, req, path_and_query).await?;
     let send::Sent {
         response: resp,
         connection,
@@ -161,6 +196,17 @@ async fn forward(
         return Ok(resp.map(|b| Either::Left(send::TrackedBody::new(b, None, None))));
     }
     headers::strip_hop_by_hop(&mut parts.headers);
+    if let Some(request_headers) = &request_headers {
+        let mut rctx = ResponseCtx {
+            status: parts.status,
+            headers: &mut parts.headers,
+            request_headers,
+        };
+        config
+            .policies
+            .run_response(m.route, consumer.as_deref(), &mut rctx);
+    }
+    parts.headers.extend(policy_headers);
     let body = send::TrackedBody::new(body, Some(in_flight), admitted);
     Ok(Response::from_parts(parts, Either::Left(body)))
 }
@@ -259,6 +305,9 @@ pub fn error_response(e: &Error, request_id: &HeaderValue) -> Response<ProxyBody
     if e.closes_connection() {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Error::Rejected(r) = e {
+        resp.headers_mut().extend(r.headers.clone());
     }
     resp
 }

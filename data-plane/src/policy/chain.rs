@@ -1,0 +1,217 @@
+//! Which policies run for a request, in which order. Built once per config
+//! version: for every route, the plugins that apply to it (a route-scoped
+//! plugin replaces a global one of the same name), sorted by phase and
+//! priority; and per consumer, the plugins scoped to it (with or without a
+//! route), which replace or join the route's from the `limit` phase on,
+//! once authentication has named the consumer. Precedence for one plugin
+//! name: route and consumer > consumer > route > global.
+//!
+//! A route without plugins runs nothing and allocates nothing here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use turnpike_model::Snapshot;
+use uuid::Uuid;
+
+use super::{CompiledConsumer, Flow, Phase, Policy, Rejection, RequestCtx, ResponseCtx};
+use crate::Error;
+
+type Entry = Arc<dyn Policy>;
+
+/// A consumer-scoped plugin; `route` is an index into the routes, `None`
+/// for every route.
+struct Scoped {
+    route: Option<usize>,
+    policy: Entry,
+}
+
+#[derive(Default)]
+pub struct CompiledPolicies {
+    /// Per route (index-aligned with `Compiled::routes`), sorted.
+    by_route: Vec<Vec<Entry>>,
+    by_consumer: HashMap<Uuid, Vec<Scoped>>,
+}
+
+fn order(a: &Entry, b: &Entry) -> std::cmp::Ordering {
+    (a.phase(), std::cmp::Reverse(a.priority())).cmp(&(b.phase(), std::cmp::Reverse(b.priority())))
+}
+
+impl CompiledPolicies {
+    /// `routes` maps a route id (as the snapshot writes it) to its index.
+    pub fn build(
+        snapshot: &Snapshot,
+        routes: &HashMap<String, usize>,
+        route_count: usize,
+    ) -> Result<CompiledPolicies, Error> {
+        let mut global: HashMap<&str, Entry> = HashMap::new();
+        let mut per_route: Vec<HashMap<&str, Entry>> = vec![HashMap::new(); route_count];
+        let mut by_consumer: HashMap<Uuid, Vec<Scoped>> = HashMap::new();
+        for plugin in snapshot.plugins.iter().filter(|p| p.spec.enabled) {
+            let policy = super::compile(plugin)?;
+            let route = match &plugin.spec.route {
+                None => None,
+                Some(r) => Some(*routes.get(r).ok_or_else(|| {
+                    Error::Compile(format!("plugin {}: unknown route {r}", plugin.id))
+                })?),
+            };
+            let name = plugin.spec.name.as_str();
+            match (&plugin.spec.consumer, route) {
+                (None, None) => {
+                    global.insert(name, policy);
+                }
+                (None, Some(i)) => {
+                    per_route[i].insert(name, policy);
+                }
+                (Some(c), route) => {
+                    let id = Uuid::parse_str(c).map_err(|_| {
+                        Error::Compile(format!("plugin {}: consumer {c} is not an id", plugin.id))
+                    })?;
+                    by_consumer
+                        .entry(id)
+                        .or_default()
+                        .push(Scoped { route, policy });
+                }
+            }
+        }
+        let by_route = per_route
+            .into_iter()
+            .map(|mut own| {
+                for (name, p) in &global {
+                    own.entry(name).or_insert_with(|| p.clone());
+                }
+                let mut chain: Vec<Entry> = own.into_values().collect();
+                chain.sort_by(order);
+                chain
+            })
+            .collect();
+        for scoped in by_consumer.values_mut() {
+            // Route-specific first, so the first match by name is the most
+            // specific one.
+            scoped.sort_by_key(|s| s.route.is_none());
+        }
+        Ok(CompiledPolicies {
+            by_route,
+            by_consumer,
+        })
+    }
+
+    /// Whether the route has policies that look at the response.
+    pub fn has_response(&self, route: usize) -> bool {
+        self.by_route
+            .get(route)
+            .is_some_and(|c| c.iter().any(|p| p.phase() == Phase::Response))
+    }
+
+    /// Runs the request phases; the first rejection is the answer.
+    pub async fn run_request(
+        &self,
+        route: usize,
+        ctx: &mut RequestCtx<'_>,
+    ) -> Result<(), Rejection> {
+        let chain = match self.by_route.get(route) {
+            Some(c) => c.as_slice(),
+            None => &[],
+        };
+        // Access: authentication plugins until one names the consumer.
+        let mut absent: Option<Rejection> = None;
+        for p in chain.iter().filter(|p| p.phase() == Phase::Access) {
+            if p.authenticates() && ctx.consumer.is_some() {
+                continue;
+            }
+            match p.on_request(ctx) {
+                Flow::Continue => {}
+                Flow::Absent(r) => {
+                    absent = Some(r);
+                    continue;
+                }
+                Flow::Reject(r) => return Err(r),
+                Flow::Wait(f) => ctx.response_headers.extend(f.await?),
+            }
+            // A non-authentication plugin after the authentication ones:
+            // if none of them named a consumer, their refusal stands.
+            if !p.authenticates()
+                && let Some(r) = absent.take()
+                && ctx.consumer.is_none()
+            {
+                return Err(r);
+            }
+        }
+        if let Some(r) = absent
+            && ctx.consumer.is_none()
+        {
+            return Err(r);
+        }
+        let scoped = self.scoped(ctx.consumer.as_deref());
+        for phase in [Phase::Limit, Phase::Rewrite] {
+            for p in self.in_phase(chain, scoped, route, phase) {
+                match p.on_request(ctx) {
+                    Flow::Continue => {}
+                    Flow::Absent(r) | Flow::Reject(r) => return Err(r),
+                    Flow::Wait(f) => ctx.response_headers.extend(f.await?),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the response phase.
+    pub fn run_response(
+        &self,
+        route: usize,
+        consumer: Option<&CompiledConsumer>,
+        ctx: &mut ResponseCtx<'_>,
+    ) {
+        let chain = match self.by_route.get(route) {
+            Some(c) => c.as_slice(),
+            None => &[],
+        };
+        for p in self.in_phase(chain, self.scoped(consumer), route, Phase::Response) {
+            p.on_response(ctx);
+        }
+    }
+
+    fn scoped(&self, consumer: Option<&CompiledConsumer>) -> &[Scoped] {
+        consumer
+            .and_then(|c| self.by_consumer.get(&c.id))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The policies of `phase` for this route and consumer: the route's,
+    /// each replaced by the consumer's of the same name if it has one, then
+    /// the consumer's that the route does not have.
+    fn in_phase<'a>(
+        &'a self,
+        chain: &'a [Entry],
+        scoped: &'a [Scoped],
+        route: usize,
+        phase: Phase,
+    ) -> impl Iterator<Item = &'a Entry> + 'a {
+        let applies = move |s: &&Scoped| s.route.is_none_or(|r| r == route);
+        let own = chain
+            .iter()
+            .filter(move |p| p.phase() == phase)
+            .map(move |p| {
+                scoped
+                    .iter()
+                    .filter(applies)
+                    .find(|s| s.policy.name() == p.name())
+                    .map_or(p, |s| &s.policy)
+            });
+        let first_of_name = move |s: &&Scoped| {
+            scoped
+                .iter()
+                .filter(applies)
+                .find(|t| t.policy.name() == s.policy.name())
+                .is_some_and(|t| std::ptr::eq(t, *s))
+        };
+        let extra = scoped
+            .iter()
+            .filter(applies)
+            .filter(move |s| s.policy.phase() == phase)
+            .filter(move |s| !chain.iter().any(|p| p.name() == s.policy.name()))
+            .filter(first_of_name)
+            .map(|s| &s.policy);
+        own.chain(extra)
+    }
+}

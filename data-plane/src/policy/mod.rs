@@ -1,0 +1,161 @@
+//! Policies (the API's plugins) on the request path. Each plugin is one
+//! file here implementing [`Policy`]; `chain` puts a route's policies in
+//! order and picks, per plugin name, the most specific instance (route and
+//! consumer > consumer > route > global); `consumers` is what
+//! authentication looks credentials up in.
+//!
+//! Order: by [`Phase`], then by each plugin's fixed priority (higher
+//! first), as in this table:
+//!
+//! | phase | plugins (priority) |
+//! |---|---|
+//! | access | ip-restriction (3000), cors (2000), key-auth (1250), basic-auth (1200), jwt (1100), acl (950) |
+//! | limit | rate-limit (900), request-size-limit (850) |
+//! | rewrite | request-transformer (800), json-xml (700) |
+//! | response | response-transformer (800), json-xml (700), cors (600) |
+//!
+//! Authentication plugins run in that order; the first that finds its
+//! credential in the request identifies the consumer and the others are
+//! skipped. Credentials present but wrong → 401 at once; no credential for
+//! any of them → 401 from the last. Consumer-scoped plugins apply from the
+//! `limit` phase on, once the consumer is known.
+
+pub mod acl;
+pub mod chain;
+pub mod consumers;
+pub mod key_auth;
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use turnpike_model::Plugin;
+
+use crate::Error;
+pub use chain::CompiledPolicies;
+pub use consumers::{CompiledConsumer, CompiledConsumers};
+
+/// Set on requests a policy authenticated; removed from every client
+/// request first, so only the gateway can say who the consumer is.
+pub const X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
+pub const X_CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-username");
+
+/// The plugins this data plane enforces; a snapshot enabling any other is
+/// refused (NACK), never served without it.
+pub const SUPPORTED: &[&str] = &["key-auth", "acl"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Who may pass: IP rules, CORS preflight, authentication, ACL.
+    Access,
+    /// How much: rate limits, body size.
+    Limit,
+    /// The request on its way up.
+    Rewrite,
+    /// The response on its way back.
+    Response,
+}
+
+/// A request as the policies see it, before it is rewritten for the
+/// upstream.
+pub struct RequestCtx<'a> {
+    pub parts: &'a mut http::request::Parts,
+    pub client_ip: IpAddr,
+    /// Route id, for limits keyed by route.
+    pub route: &'a str,
+    pub consumers: &'a CompiledConsumers,
+    /// Set by the authentication plugin that identified the consumer.
+    pub consumer: Option<Arc<CompiledConsumer>>,
+    /// Headers to add to the answer, whatever it is (rate-limit state).
+    pub response_headers: HeaderMap,
+    /// The smallest body limit a policy set.
+    pub body_limit: Option<u64>,
+}
+
+/// A response on its way back, as the policies see it.
+pub struct ResponseCtx<'a> {
+    pub status: StatusCode,
+    pub headers: &'a mut HeaderMap,
+    /// The client's request headers (an `Origin`, for CORS).
+    pub request_headers: &'a HeaderMap,
+}
+
+/// What a policy decides about a request.
+pub enum Flow {
+    Continue,
+    /// An authentication plugin found no credential of its kind: the next
+    /// one may; if none does, this is the answer.
+    Absent(Rejection),
+    Reject(Rejection),
+    /// The decision needs I/O (a counter shared through Redis): the proxy
+    /// awaits it, then continues or answers the rejection. Headers to add to
+    /// the response come back with the decision.
+    Wait(Pin<Box<dyn Future<Output = Result<HeaderMap, Rejection>> + Send>>),
+}
+
+/// A policy's answer instead of the upstream's: `{"message": ...}` with
+/// this status and these headers (`WWW-Authenticate`, `Retry-After`...).
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub message: Cow<'static, str>,
+    pub headers: HeaderMap,
+}
+
+impl Rejection {
+    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Rejection {
+        Rejection {
+            status,
+            message: message.into(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Rejection {
+        self.headers.insert(name, value);
+        self
+    }
+}
+
+pub trait Policy: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn phase(&self) -> Phase;
+    /// Order within the phase, higher first (the module's table).
+    fn priority(&self) -> u16;
+    /// Authentication plugins: the others are skipped once one of them
+    /// identified the consumer.
+    fn authenticates(&self) -> bool {
+        false
+    }
+    fn on_request(&self, _ctx: &mut RequestCtx<'_>) -> Flow {
+        Flow::Continue
+    }
+    fn on_response(&self, _ctx: &mut ResponseCtx<'_>) {}
+}
+
+/// Builds the policy of one plugin. Errors name the plugin; a config that
+/// does not parse here passed the control plane's schema, so it is a
+/// version mismatch or a bug, and the snapshot is refused.
+pub fn compile(plugin: &Plugin) -> Result<Arc<dyn Policy>, Error> {
+    let spec = &plugin.spec;
+    let refuse = |e: String| Error::Compile(format!("plugin {} ({}): {e}", spec.name, plugin.id));
+    let policy: Arc<dyn Policy> = match spec.name.as_str() {
+        "key-auth" => Arc::new(key_auth::KeyAuth::new(
+            config(&spec.config).map_err(refuse)?,
+        )),
+        "acl" => Arc::new(acl::Acl::new(config(&spec.config).map_err(refuse)?)),
+        other => {
+            return Err(Error::Config(
+                turnpike_model::ModelError::UnsupportedPlugin(other.to_owned()),
+            ));
+        }
+    };
+    Ok(policy)
+}
+
+fn config<C: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<C, String> {
+    serde_json::from_value(v.clone()).map_err(|e| e.to_string())
+}

@@ -1,0 +1,176 @@
+//! Policies end to end, through a real control plane and data plane:
+//! key-auth identifies the consumer (header or query, unknown keys 401,
+//! credentials hidden from the upstream when asked), the upstream learns
+//! who it is (`X-Consumer-*`, never taken from the client), and acl allows
+//! or denies by group. A plugin this data plane cannot enforce is refused
+//! (NACK), and the last good config keeps serving.
+
+use http::{Method, StatusCode};
+use serde_json::json;
+use turnpike_tests::{
+    ControlPlane, CountingUpstream, DataPlane, Http, assert_status, drop_database,
+    fresh_database_url,
+};
+
+struct Db(String);
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        drop_database(&self.0);
+    }
+}
+
+async fn created(cp: &ControlPlane, path: &str, body: serde_json::Value) -> u64 {
+    let a = cp.api(Method::POST, path, Some(body)).await;
+    assert_status(&a, StatusCode::CREATED);
+    a.version()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_auth_and_acl() {
+    let (url, db) = fresh_database_url();
+    let _db = Db(db);
+    let cp = ControlPlane::start(&url).await;
+    let dp = DataPlane::start(&cp.cluster, &cp.cluster_token);
+    let up = CountingUpstream::start().await;
+    created(
+        &cp,
+        "/upstreams",
+        json!({"name": "u", "targets": [{"address": up.addr}]}),
+    )
+    .await;
+    created(
+        &cp,
+        "/routes",
+        json!({"name": "open", "paths": ["/open"], "upstream": "u"}),
+    )
+    .await;
+    created(
+        &cp,
+        "/routes",
+        json!({"name": "gold", "paths": ["/gold"], "upstream": "u"}),
+    )
+    .await;
+    created(
+        &cp,
+        "/consumers",
+        json!({"username": "alice", "groups": ["gold"]}),
+    )
+    .await;
+    created(
+        &cp,
+        "/consumers",
+        json!({"username": "bob", "groups": ["free"]}),
+    )
+    .await;
+    let alice_key = "alice-key-0123456789abcdef";
+    let bob_key = "bob-key-0123456789abcdef";
+    created(
+        &cp,
+        "/consumers/alice/credentials",
+        json!({"type": "key-auth", "key": alice_key}),
+    )
+    .await;
+    created(
+        &cp,
+        "/consumers/bob/credentials",
+        json!({"type": "key-auth", "key": bob_key}),
+    )
+    .await;
+    // key-auth everywhere (global), acl on the gold route only.
+    created(
+        &cp,
+        "/plugins",
+        json!({"name": "key-auth", "config": {"key_names": ["x-api-key", "apikey"], "hide_credentials": true}}),
+    )
+    .await;
+    let v = created(
+        &cp,
+        "/plugins",
+        json!({"name": "acl", "route": "gold", "config": {"allow": ["gold"]}}),
+    )
+    .await;
+    dp.wait_for_version(v).await;
+    let http = Http::default();
+    let get = |path: &str, headers: Vec<(&'static str, String)>| {
+        let url = format!("{}{path}", dp.proxy);
+        let http = http.clone();
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            http.send(Method::GET, &url, &h, None).await.unwrap()
+        }
+    };
+
+    // No key, a wrong key: 401 with a challenge; nothing reaches the upstream.
+    let none = get("/open/none", vec![]).await;
+    assert_status(&none, StatusCode::UNAUTHORIZED);
+    assert!(none.headers.get("www-authenticate").is_some());
+    let wrong = get(
+        "/open/wrong",
+        vec![("x-api-key", "nope-nope-nope-nope".into())],
+    )
+    .await;
+    assert_status(&wrong, StatusCode::UNAUTHORIZED);
+    assert!(up.matching("/open/").is_empty());
+
+    // A good key in a header: the upstream learns the consumer, not the key,
+    // and a forged X-Consumer-Username from the client is replaced.
+    let ok = get(
+        "/open/header",
+        vec![
+            ("x-api-key", alice_key.into()),
+            ("x-consumer-username", "mallory".into()),
+        ],
+    )
+    .await;
+    assert_status(&ok, StatusCode::OK);
+    let seen = &up.matching("/open/header")[0];
+    assert_eq!(seen.header("x-consumer-username"), Some("alice"));
+    assert!(seen.header("x-consumer-id").is_some());
+    assert_eq!(seen.header("x-api-key"), None, "hide_credentials");
+
+    // In the query, under the second name: removed from the query upstream.
+    let ok = get(&format!("/open/query?a=1&apikey={bob_key}&b=2"), vec![]).await;
+    assert_status(&ok, StatusCode::OK);
+    let seen = &up.matching("/open/query")[0];
+    assert_eq!(seen.target, "/open/query?a=1&b=2");
+    assert_eq!(seen.header("x-consumer-username"), Some("bob"));
+
+    // acl: alice (gold) passes, bob (free) gets 403, none gets 401 first.
+    assert_status(
+        &get("/gold/a", vec![("x-api-key", alice_key.into())]).await,
+        StatusCode::OK,
+    );
+    assert_status(
+        &get("/gold/b", vec![("x-api-key", bob_key.into())]).await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_status(&get("/gold/c", vec![]).await, StatusCode::UNAUTHORIZED);
+    assert!(up.matching("/gold/b").is_empty());
+
+    // A plugin this data plane cannot enforce yet: NACKed, and the
+    // previous version keeps serving with its policies.
+    let bad = cp
+        .api(
+            Method::POST,
+            "/plugins",
+            Some(
+                json!({"name": "json-xml", "route": "open", "config": {"request": "json_to_xml"}}),
+            ),
+        )
+        .await;
+    assert_status(&bad, StatusCode::CREATED);
+    let refused = bad.version();
+    turnpike_tests::wait_for("the NACK", std::time::Duration::from_secs(10), || async {
+        let fleet = cp.api(Method::GET, "/data-planes", None).await.json();
+        let node = &fleet["items"][0];
+        node["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("json-xml"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(dp.status().await.unwrap()["config_version"], v);
+    assert!(refused > v);
+    assert_status(&get("/open/after", vec![]).await, StatusCode::UNAUTHORIZED);
+}
