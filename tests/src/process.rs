@@ -14,13 +14,25 @@ use nix::unistd::Pid;
 
 use crate::{Answer, Http, wait_for};
 
-/// A free loopback port (bound, then released for the child to take).
+/// A free loopback port for a child process to listen on, chosen below the
+/// kernel's ephemeral range: ports from `bind(:0)` come from that range,
+/// where every outgoing connection of every parallel test also takes its
+/// source port, so one could be taken between our check and the child's
+/// bind. Below it, only another test's pick can collide, and the bind check
+/// catches one already in use.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (low.saturating_sub(20_000).max(1024), low);
+    for _ in 0..1000 {
+        let port = from + (uuid::Uuid::new_v4().as_u128() % u128::from(to - from)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {from}..{to}");
 }
 
 /// The `turnpike` binary: `$TURNPIKE_BIN`, or the one next to the test

@@ -162,7 +162,18 @@ async fn forward(
     // 5. Balance and send (with retries where allowed), each attempt
     //    bounded by the upstream's read timeout (connect included).
     limits.check_declared(req.body())?;
-    let sent = send::send(upstream, limits, conn.peer.ip(), None, req, path_and_query).await?;
+    // Consistent hashing on the consumer hashes its id, so renaming a
+    // consumer keeps its target.
+    let consumer_key = consumer.as_ref().and_then(|c| c.id_header.to_str().ok());
+    let sent = send::send(
+        upstream,
+        limits,
+        conn.peer.ip(),
+        consumer_key,
+        req,
+        path_and_query,
+    )
+    .await?;
     let send::Sent {
         response: resp,
         connection,
