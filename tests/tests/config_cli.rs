@@ -46,9 +46,13 @@ upstreams:
 - name: billing
   algorithm: round_robin
   targets: []
+  health_checks: {}
   timeouts:
     connect_ms: 5000
     read_ms: 1000
+    write_ms: 60000
+  retries: 1
+  protocol: http1
   tags:
   - team-b
 - name: users
@@ -58,9 +62,13 @@ upstreams:
     weight: 1
   - address: 127.0.0.1:9002
     weight: 3
+  health_checks: {}
   timeouts:
     connect_ms: 5000
     read_ms: 60000
+    write_ms: 60000
+  retries: 1
+  protocol: http1
   tags: []
 routes:
 - name: billing-api

@@ -9,8 +9,9 @@ use std::sync::OnceLock;
 use axum::Json;
 use serde_json::{Value, json};
 use turnpike_model::{
-    Algorithm, CertificateSpec, ConsumerSpec, FieldError, PluginSpec, RouteSpec, Target, Timeouts,
-    UpstreamSpec,
+    ActiveHealthCheck, Algorithm, CertificateSpec, CircuitBreaker, ConsumerSpec, FieldError,
+    HashOn, HealthChecks, PassiveHealthCheck, PluginSpec, RouteSpec, Target, Timeouts,
+    UpstreamProtocol, UpstreamSpec, UpstreamTls,
 };
 use utoipa::openapi::{ComponentsBuilder, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
@@ -53,6 +54,13 @@ pub fn document() -> Value {
         schema::<Target>(),
         schema::<Timeouts>(),
         schema::<Algorithm>(),
+        schema::<HashOn>(),
+        schema::<HealthChecks>(),
+        schema::<ActiveHealthCheck>(),
+        schema::<PassiveHealthCheck>(),
+        schema::<CircuitBreaker>(),
+        schema::<UpstreamProtocol>(),
+        schema::<UpstreamTls>(),
         schema::<FieldError>(),
         schema::<VersionInfo>(),
         schema::<SnapshotBuild>(),
