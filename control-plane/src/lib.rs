@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod error;
 pub mod expiry;
 pub mod follow;
+pub mod metrics;
 pub mod pki;
 pub mod seal;
 pub mod secret;
@@ -26,6 +27,7 @@ pub use error::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::metrics::Metrics;
 use crate::snapshot::Publisher;
 use crate::store::Store;
 
@@ -48,6 +50,19 @@ pub struct Settings {
 pub struct AppState {
     pub store: Store,
     pub publisher: Publisher,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// The state of one control-plane process; its metrics registered once.
+    pub fn new(store: Store, publisher: Publisher) -> AppState {
+        let metrics = Metrics::new(&store);
+        AppState {
+            store,
+            publisher,
+            metrics,
+        }
+    }
 }
 
 /// A started control plane: its bound addresses, and a handle to wait on.
@@ -83,7 +98,7 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
     }
     let current = store.ensure_initial_version().await?;
     let publisher = Publisher::new(current);
-    let state = AppState { store, publisher };
+    let state = AppState::new(store, publisher);
 
     let admin = TcpListener::bind(settings.admin_listen).await?;
     let cluster = TcpListener::bind(settings.cluster_listen).await?;

@@ -39,7 +39,7 @@ impl Api {
             .await
             .unwrap();
         let publisher = Publisher::new(store.ensure_initial_version().await.unwrap());
-        let state = AppState { store, publisher };
+        let state = AppState::new(store, publisher);
         Api {
             router: api::router(state.clone()),
             state,

@@ -7,6 +7,7 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::store::{DpStatus, refused_newer};
 use crate::{AppState, Error};
 
 pub async fn config(
@@ -53,16 +54,8 @@ pub async fn data_planes(State(state): State<AppState>) -> Result<Json<DataPlane
         .into_iter()
         .map(|r| {
             let applied = r.config_version.max(0) as u64;
-            let errored = r.last_error_version.is_some_and(|v| v as u64 > applied);
-            let status = if !r.connected {
-                "disconnected"
-            } else if errored {
-                "error"
-            } else if applied >= current {
-                "synced"
-            } else {
-                "behind"
-            };
+            let errored = refused_newer(applied, r.last_error_version);
+            let status = DpStatus::of(r.connected, applied, r.last_error_version, current).as_str();
             DataPlaneView {
                 node_id: r.node_id,
                 hostname: r.hostname,

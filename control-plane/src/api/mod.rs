@@ -1,5 +1,5 @@
 //! The admin REST API (axum): token auth, entity CRUD, config and fleet
-//! views, health endpoints and the console.
+//! views, health and metrics endpoints and the console.
 
 mod admin;
 mod cluster_view;
@@ -8,6 +8,7 @@ mod entities;
 mod history;
 mod import;
 mod input;
+mod metrics;
 pub mod openapi;
 mod policy;
 mod problem;
@@ -82,9 +83,16 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        // Public like `/healthz`, for Prometheus; it shows no secret.
+        .route("/metrics", get(metrics::serve))
         .route("/", get(console))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(input::MAX_BODY_BYTES))
+        // Outermost, so it sees every answer (401s, 404s, 413s included).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

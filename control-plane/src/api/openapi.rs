@@ -156,10 +156,17 @@ fn object_schema(spec: &Value) -> Value {
     let mut object = spec.clone();
     if let Some(map) = object.as_object_mut() {
         map.remove("additionalProperties");
+        // Every field is answered, except the optional ones left out when
+        // unset (`hash_on`, `tls`...): their schemas admit null.
         let props: Vec<String> = map
             .get("properties")
             .and_then(Value::as_object)
-            .map(|p| p.keys().cloned().collect())
+            .map(|p| {
+                p.iter()
+                    .filter(|(_, s)| !admits_null(s))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         let mut required: Vec<Value> = props.into_iter().map(Value::String).collect();
         required.extend(["id", "created_at", "updated_at"].map(|k| Value::String(k.to_owned())));
@@ -177,6 +184,21 @@ fn object_schema(spec: &Value) -> Value {
         }
     }
     object
+}
+
+/// Whether a property's schema allows `null` (an `Option` field).
+fn admits_null(schema: &Value) -> bool {
+    let is_null = |v: &Value| v == "null" || v.get("type").is_some_and(|t| t == "null");
+    schema
+        .get("type")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.iter().any(|x| x == "null"))
+        || ["oneOf", "anyOf"].iter().any(|k| {
+            schema
+                .get(*k)
+                .and_then(Value::as_array)
+                .is_some_and(|v| v.iter().any(is_null))
+        })
 }
 
 /// A JSON merge patch of a spec: any subset of its fields, `null` removing
@@ -259,6 +281,22 @@ fn problem_responses() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn optional_fields_are_not_required_in_answers() {
+        let doc = document();
+        let required = &doc["components"]["schemas"]["Upstream"]["required"];
+        let required: Vec<&str> = required
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(required.contains(&"name") && required.contains(&"health_checks"));
+        for optional in ["hash_on", "tls", "circuit_breaker"] {
+            assert!(!required.contains(&optional), "{optional}: {required:?}");
+        }
+    }
 
     #[test]
     fn every_reference_resolves() {

@@ -8,6 +8,7 @@
 //! as the full snapshot. A refused delta is followed by the full snapshot.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use prost::Message as _;
 use tokio::sync::mpsc;
@@ -28,8 +29,11 @@ pub struct Session {
     /// Version and hash the data plane runs: from its Hello, then from its
     /// ACKs. The base of the deltas it gets.
     acked: (u64, String),
-    /// The version sent and not answered yet, and whether as a delta.
-    in_flight: Option<(u64, bool)>,
+    /// The version sent and not answered yet.
+    in_flight: Option<InFlight>,
+    /// When the stream opened: versions published before it are not
+    /// pushes to this data plane, so their ACK is no push latency.
+    opened: Instant,
     /// The newest version refused as a full snapshot: sent again only when
     /// a newer one replaces it.
     refused: u64,
@@ -37,6 +41,13 @@ pub struct Session {
     takes_deltas: bool,
     /// A delta was refused: the next message is a full snapshot.
     full_next: bool,
+}
+
+/// A config message sent and not answered yet.
+struct InFlight {
+    version: u64,
+    delta: bool,
+    published_at: Instant,
 }
 
 type Outbound = mpsc::Sender<Result<proto::ControlPlaneMessage, Status>>;
@@ -73,6 +84,7 @@ impl Session {
             node_id: hello.node_id,
             acked: (hello.cached_version, hello.cached_hash),
             in_flight: None,
+            opened: Instant::now(),
             refused: 0,
             takes_deltas,
             full_next: false,
@@ -137,7 +149,11 @@ impl Session {
                 (Down::Snapshot(wire), false)
             }
         };
-        self.in_flight = Some((current.version, is_delta));
+        self.in_flight = Some(InFlight {
+            version: current.version,
+            delta: is_delta,
+            published_at: current.published_at,
+        });
         let msg = proto::ControlPlaneMessage {
             message: Some(message),
         };
@@ -151,7 +167,15 @@ impl Session {
         let result = match msg.message {
             Some(Up::Ack(a)) => {
                 tracing::debug!(node_id = %self.node_id, version = a.version, "ack");
-                self.in_flight = None;
+                if let Some(sent) = self.in_flight.take()
+                    && sent.version == a.version
+                    && sent.published_at >= self.opened
+                {
+                    self.service
+                        .state
+                        .metrics
+                        .pushed(sent.published_at.elapsed());
+                }
                 let r = store.dp_ack(self.id, a.version, &a.hash).await;
                 self.acked = (a.version, a.hash);
                 r
@@ -163,7 +187,7 @@ impl Session {
                 // version. A refused snapshot is sent again only when a
                 // newer version replaces it.
                 match self.in_flight.take() {
-                    Some((_, true)) => self.full_next = true,
+                    Some(InFlight { delta: true, .. }) => self.full_next = true,
                     _ => self.refused = self.refused.max(n.version),
                 }
                 store.dp_nack(self.id, n.version, &n.error).await

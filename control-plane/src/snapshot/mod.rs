@@ -5,6 +5,7 @@
 mod routing;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use turnpike_proto as proto;
@@ -17,6 +18,10 @@ pub struct Published {
     pub version: u64,
     pub hash: String,
     pub wire: proto::Snapshot,
+    /// When this process committed it, or learned of it (a version read
+    /// from the database: committed elsewhere, or before this process
+    /// started). Push latency is measured from here.
+    pub published_at: Instant,
     /// Its routes compiled for `GET /routes/match`, built on first use.
     routing: OnceLock<Result<Arc<Routing>, String>>,
 }
@@ -27,6 +32,7 @@ impl Published {
             version: wire.version,
             hash: wire.hash.clone(),
             wire,
+            published_at: Instant::now(),
             routing: OnceLock::new(),
         })
     }

@@ -32,6 +32,53 @@ pub struct DataPlaneRow {
     pub last_error_at: Option<DateTime<Utc>>,
 }
 
+/// A data plane's state as the fleet view and `/metrics` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpStatus {
+    Synced,
+    Behind,
+    Error,
+    Disconnected,
+}
+
+impl DpStatus {
+    pub const ALL: [DpStatus; 4] = [
+        DpStatus::Synced,
+        DpStatus::Behind,
+        DpStatus::Error,
+        DpStatus::Disconnected,
+    ];
+
+    /// `connected` as the fleet queries compute it (the stream's control
+    /// plane refreshed it lately); `applied` is the acknowledged version,
+    /// `current` the newest one.
+    pub fn of(connected: bool, applied: u64, error_version: Option<i64>, current: u64) -> DpStatus {
+        if !connected {
+            DpStatus::Disconnected
+        } else if refused_newer(applied, error_version) {
+            DpStatus::Error
+        } else if applied >= current {
+            DpStatus::Synced
+        } else {
+            DpStatus::Behind
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DpStatus::Synced => "synced",
+            DpStatus::Behind => "behind",
+            DpStatus::Error => "error",
+            DpStatus::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// Its last NACK is newer than the version it runs.
+pub fn refused_newer(applied: u64, error_version: Option<i64>) -> bool {
+    error_version.is_some_and(|v| v.max(0) as u64 > applied)
+}
+
 /// What a data plane said in its Hello.
 pub struct HelloInfo<'a> {
     pub node_id: &'a str,
@@ -127,6 +174,31 @@ impl Store {
         .bind(STALE_AFTER_SECS)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Every data plane's status against the newest version, in one query
+    /// (for `/metrics`; the fleet view reads the same columns).
+    pub async fn data_plane_statuses(&self) -> Result<Vec<DpStatus>, Error> {
+        let rows: Vec<(bool, i64, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT connected AND last_seen > now() - make_interval(secs => $1),
+                 config_version, last_error_version,
+                 (SELECT coalesce(max(version), 0) FROM config_versions)
+             FROM data_planes",
+        )
+        .bind(STALE_AFTER_SECS)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(connected, applied, error_version, current)| {
+                DpStatus::of(
+                    connected,
+                    applied.max(0) as u64,
+                    error_version,
+                    current.max(0) as u64,
+                )
+            })
+            .collect())
     }
 
     /// Deletes the rows of data planes not seen for longer than `after`,

@@ -18,7 +18,7 @@ use sqlx::{PgPool, Postgres};
 
 pub use admin::{AuditEntry, TokenInfo};
 pub use entities::{EntityKind, EntitySpec, ListPage, Refs, Stored};
-pub use fleet::{DataPlaneRow, HelloInfo};
+pub use fleet::{DataPlaneRow, DpStatus, HelloInfo, refused_newer};
 pub use versions::{CONFIG_CHANNEL, Change, SnapshotBuild, VersionInfo, WriteTx};
 
 use crate::Error;
@@ -73,6 +73,16 @@ impl Store {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The newest snapshot this process built, if it built one.
+    pub fn last_build(&self) -> Option<SnapshotBuild> {
+        self.last_build.get()
+    }
+
+    /// Durations of this process's snapshot builds (shared, for `/metrics`).
+    pub fn build_durations(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.last_build.durations()
     }
 
     pub async fn ping(&self) -> Result<(), Error> {

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::histogram::Histogram;
 use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,22 +54,41 @@ pub struct SnapshotBuild {
     pub snapshot_bytes: u64,
 }
 
-/// The last [`SnapshotBuild`] of this process, shared by its writers.
-#[derive(Debug, Clone, Default)]
-pub(super) struct LastBuild(Arc<Mutex<Option<SnapshotBuild>>>);
+/// The last [`SnapshotBuild`] of this process, shared by its writers, and
+/// the durations of all its builds (for `/metrics`).
+#[derive(Debug, Clone)]
+pub(super) struct LastBuild {
+    last: Arc<Mutex<Option<SnapshotBuild>>>,
+    durations: Histogram,
+}
+
+impl Default for LastBuild {
+    fn default() -> Self {
+        LastBuild {
+            last: Arc::default(),
+            durations: crate::metrics::build_histogram(),
+        }
+    }
+}
 
 impl LastBuild {
-    /// Keeps `b` unless a newer version was recorded (writers build under
-    /// the advisory lock but record after their commit, in either order).
+    /// Counts every build's duration; keeps `b` unless a newer version was
+    /// recorded (writers build under the advisory lock but record after
+    /// their commit, in either order).
     fn record(&self, b: SnapshotBuild) {
-        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        self.durations.observe(b.build_ms / 1000.0);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_none_or(|l| l.version < b.version) {
             *last = Some(b);
         }
     }
 
-    fn get(&self) -> Option<SnapshotBuild> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn get(&self) -> Option<SnapshotBuild> {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn durations(&self) -> Histogram {
+        self.durations.clone()
     }
 }
 

@@ -2,6 +2,8 @@
 //! an admin and a read-only token, and calls through the axum router.
 #![allow(dead_code)]
 
+pub mod prom_text;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -40,7 +42,7 @@ impl Api {
             .await
             .unwrap();
         let publisher = Publisher::new(store.ensure_initial_version().await.unwrap());
-        let state = AppState { store, publisher };
+        let state = AppState::new(store, publisher);
         Api {
             router: api::router(state.clone()),
             state,

@@ -219,6 +219,12 @@ pub(super) fn other(paths: &mut serde_json::Map<String, Value>) {
         );
     }
     paths.insert(
+        "/metrics".into(),
+        json!({"get": {"operationId": "metrics", "tags": ["health"], "security": [],
+            "summary": "Prometheus metrics: admin requests, config builds and pushes, the fleet",
+            "responses": {"200": {"description": "OpenMetrics text", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}}}),
+    );
+    paths.insert(
         "/api/v1/openapi.json".into(),
         json!({"get": {"operationId": "openapi", "tags": ["meta"], "summary": "This document", "security": [],
             "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}}),
