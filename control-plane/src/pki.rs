@@ -14,7 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, SubjectPublicKeyInfoDer};
 use rustls::sign::CertifiedKey;
 use serde::Serialize;
 use turnpike_model::{JwtAlgorithm, ValidationErrors};
-use x509_parser::oid_registry::{OID_EC_P256, OID_NIST_EC_P384};
+use x509_parser::oid_registry::{OID_EC_P256, OID_NIST_EC_P384, OID_SIG_ED25519};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
@@ -120,7 +120,8 @@ pub fn check_certificate(
 }
 
 /// Checks a JWT credential's public key: a `PUBLIC KEY` (SPKI) PEM, RSA for
-/// RS*, and the algorithm's curve for ES* (P-256 for ES256, P-384 for ES384).
+/// RS* and PS256, the algorithm's curve for ES* (P-256 for ES256, P-384 for
+/// ES384), Ed25519 for EdDSA.
 pub fn check_jwt_public_key(pem: &str, algorithm: JwtAlgorithm) -> Result<(), String> {
     let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes())
         .map_err(|_| "not a PEM public key (-----BEGIN PUBLIC KEY-----)".to_owned())?;
@@ -135,19 +136,46 @@ pub fn check_jwt_public_key(pem: &str, algorithm: JwtAlgorithm) -> Result<(), St
         .and_then(|p| p.as_oid().ok());
     let fits = match (algorithm, spki.parsed()) {
         (
-            JwtAlgorithm::RS256 | JwtAlgorithm::RS384 | JwtAlgorithm::RS512,
+            JwtAlgorithm::RS256 | JwtAlgorithm::RS384 | JwtAlgorithm::RS512 | JwtAlgorithm::PS256,
             Ok(PublicKey::RSA(_)),
         ) => true,
         (JwtAlgorithm::ES256, Ok(PublicKey::EC(_))) => curve == Some(OID_EC_P256),
         (JwtAlgorithm::ES384, Ok(PublicKey::EC(_))) => curve == Some(OID_NIST_EC_P384),
+        (JwtAlgorithm::EdDSA, _) => spki.algorithm.algorithm == OID_SIG_ED25519,
         _ => false,
     };
     if fits {
         Ok(())
     } else {
         Err(format!(
-            "is not a key for {} (RS* need RSA, ES256 P-256, ES384 P-384)",
+            "is not a key for {} (RS* and PS256 need RSA, ES256 P-256, ES384 P-384, EdDSA Ed25519)",
             algorithm.as_str()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_public_keys_match_their_algorithm() {
+        let p256 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .unwrap()
+            .public_key_pem();
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)
+            .unwrap()
+            .public_key_pem();
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
+            .unwrap()
+            .public_key_pem();
+        assert!(check_jwt_public_key(&p256, JwtAlgorithm::ES256).is_ok());
+        assert!(check_jwt_public_key(&p384, JwtAlgorithm::ES384).is_ok());
+        assert!(check_jwt_public_key(&ed, JwtAlgorithm::EdDSA).is_ok());
+        assert!(check_jwt_public_key(&p256, JwtAlgorithm::ES384).is_err());
+        assert!(check_jwt_public_key(&p256, JwtAlgorithm::EdDSA).is_err());
+        assert!(check_jwt_public_key(&ed, JwtAlgorithm::ES256).is_err());
+        assert!(check_jwt_public_key(&ed, JwtAlgorithm::PS256).is_err());
+        assert!(check_jwt_public_key(&p256, JwtAlgorithm::PS256).is_err());
     }
 }

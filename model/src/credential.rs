@@ -73,7 +73,7 @@ pub struct JwtCredential {
     /// current credential secret with that digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_sha256: Option<String>,
-    /// RS*/ES* public key, PEM (`-----BEGIN PUBLIC KEY-----`).
+    /// RS*/PS256/ES*/EdDSA public key, PEM (`-----BEGIN PUBLIC KEY-----`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
 }
@@ -87,20 +87,26 @@ pub enum JwtAlgorithm {
     RS256,
     RS384,
     RS512,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
     ES256,
     ES384,
+    /// Ed25519.
+    EdDSA,
 }
 
 impl JwtAlgorithm {
-    pub const ALL: [JwtAlgorithm; 8] = [
+    pub const ALL: [JwtAlgorithm; 10] = [
         JwtAlgorithm::HS256,
         JwtAlgorithm::HS384,
         JwtAlgorithm::HS512,
         JwtAlgorithm::RS256,
         JwtAlgorithm::RS384,
         JwtAlgorithm::RS512,
+        JwtAlgorithm::PS256,
         JwtAlgorithm::ES256,
         JwtAlgorithm::ES384,
+        JwtAlgorithm::EdDSA,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,8 +117,10 @@ impl JwtAlgorithm {
             JwtAlgorithm::RS256 => "RS256",
             JwtAlgorithm::RS384 => "RS384",
             JwtAlgorithm::RS512 => "RS512",
+            JwtAlgorithm::PS256 => "PS256",
             JwtAlgorithm::ES256 => "ES256",
             JwtAlgorithm::ES384 => "ES384",
+            JwtAlgorithm::EdDSA => "EdDSA",
         }
     }
 
@@ -359,7 +367,10 @@ fn validate_jwt(j: &JwtCredential, errors: &mut ValidationErrors) {
             );
         }
         match &j.public_key {
-            None => errors.push("public_key", "is required for RS* and ES* algorithms"),
+            None => errors.push(
+                "public_key",
+                "is required for RS*, PS256, ES* and EdDSA algorithms",
+            ),
             Some(p) if p.is_empty() || p.len() > MAX_PEM_LEN => {
                 errors.push("public_key", "must be a PEM public key of at most 16 KiB");
             }

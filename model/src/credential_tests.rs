@@ -104,6 +104,14 @@ fn jwt() {
         fields(json!({"type": "jwt", "key": "k", "public_key": "PEM"})),
         ["public_key", "secret"]
     );
+    for alg in ["PS256", "EdDSA"] {
+        let pem = json!({"type": "jwt", "key": "k", "algorithm": alg, "public_key": "PEM"});
+        assert_eq!(fields(pem), Vec::<String>::new(), "{alg}");
+        let secret = json!({"type": "jwt", "key": "k", "algorithm": alg, "secret": secret});
+        assert_eq!(fields(secret), ["secret", "public_key"], "{alg}");
+    }
+    assert_eq!(JwtAlgorithm::parse("EdDSA"), Some(JwtAlgorithm::EdDSA));
+    assert_eq!(JwtAlgorithm::parse("eddsa"), None);
 }
 
 #[test]

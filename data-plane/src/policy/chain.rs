@@ -31,6 +31,9 @@ pub struct CompiledPolicies {
     /// Per route (index-aligned with `Compiled::routes`), sorted.
     by_route: Vec<Vec<Entry>>,
     by_consumer: HashMap<Uuid, Vec<Scoped>>,
+    /// A consumer-scoped plugin looks at responses: any route may need the
+    /// response phase, whatever its own chain.
+    consumer_responds: bool,
 }
 
 fn order(a: &Entry, b: &Entry) -> std::cmp::Ordering {
@@ -90,17 +93,21 @@ impl CompiledPolicies {
             // specific one.
             scoped.sort_by_key(|s| s.route.is_none());
         }
+        let consumer_responds = by_consumer.values().flatten().any(|s| s.policy.responds());
         Ok(CompiledPolicies {
             by_route,
             by_consumer,
+            consumer_responds,
         })
     }
 
     /// Whether the route has policies that look at the response.
     pub fn has_response(&self, route: usize) -> bool {
-        self.by_route
-            .get(route)
-            .is_some_and(|c| c.iter().any(|p| p.phase() == Phase::Response))
+        self.consumer_responds
+            || self
+                .by_route
+                .get(route)
+                .is_some_and(|c| c.iter().any(|p| p.responds()))
     }
 
     /// Runs the request phases; the first rejection is the answer.
@@ -127,6 +134,7 @@ impl CompiledPolicies {
                 }
                 Flow::Reject(r) => return Err(r),
                 Flow::Wait(f) => ctx.response_headers.extend(f.await?),
+                Flow::Identify(f) => ctx.consumer = Some(f.await?),
             }
             // A non-authentication plugin after the authentication ones:
             // if none of them named a consumer, their refusal stands.
@@ -149,13 +157,15 @@ impl CompiledPolicies {
                     Flow::Continue => {}
                     Flow::Absent(r) | Flow::Reject(r) => return Err(r),
                     Flow::Wait(f) => ctx.response_headers.extend(f.await?),
+                    Flow::Identify(f) => ctx.consumer = Some(f.await?),
                 }
             }
         }
         Ok(())
     }
 
-    /// Runs the response phase.
+    /// Runs the response phase, then the route's policies of other phases
+    /// that also see the answer (`Policy::responds`).
     pub fn run_response(
         &self,
         route: usize,
@@ -166,7 +176,13 @@ impl CompiledPolicies {
             Some(c) => c.as_slice(),
             None => &[],
         };
-        for p in self.in_phase(chain, self.scoped(consumer), route, Phase::Response) {
+        let others = chain
+            .iter()
+            .filter(|p| p.phase() != Phase::Response && p.responds());
+        for p in self
+            .in_phase(chain, self.scoped(consumer), route, Phase::Response)
+            .chain(others)
+        {
             p.on_response(ctx);
         }
     }

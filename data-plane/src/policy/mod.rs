@@ -21,9 +21,15 @@
 //! `limit` phase on, once the consumer is known.
 
 pub mod acl;
+pub mod basic_auth;
 pub mod chain;
 pub mod consumers;
+pub mod cors;
+pub mod ip_restriction;
+pub mod jwt;
 pub mod key_auth;
+pub mod rate_limit;
+pub mod request_size_limit;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -45,7 +51,16 @@ pub const X_CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-
 
 /// The plugins this data plane enforces; a snapshot enabling any other is
 /// refused (NACK), never served without it.
-pub const SUPPORTED: &[&str] = &["key-auth", "acl"];
+pub const SUPPORTED: &[&str] = &[
+    "key-auth",
+    "acl",
+    "rate-limit",
+    "basic-auth",
+    "ip-restriction",
+    "request-size-limit",
+    "cors",
+    "jwt",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
@@ -94,6 +109,10 @@ pub enum Flow {
     /// awaits it, then continues or answers the rejection. Headers to add to
     /// the response come back with the decision.
     Wait(Pin<Box<dyn Future<Output = Result<HeaderMap, Rejection>> + Send>>),
+    /// An authentication plugin's check must run off the request's task (a
+    /// password hash): the chain awaits it, and the consumer it names is the
+    /// request's, as if the plugin had set `ctx.consumer` itself.
+    Identify(Pin<Box<dyn Future<Output = Result<Arc<CompiledConsumer>, Rejection>> + Send>>),
 }
 
 /// A policy's answer instead of the upstream's: `{"message": ...}` with
@@ -133,6 +152,12 @@ pub trait Policy: Send + Sync {
     fn on_request(&self, _ctx: &mut RequestCtx<'_>) -> Flow {
         Flow::Continue
     }
+    /// Whether `on_response` is called: response-phase policies, and a
+    /// policy of another phase that also sees the answer (cors). Those run
+    /// after the response phase, in the route's order.
+    fn responds(&self) -> bool {
+        self.phase() == Phase::Response
+    }
     fn on_response(&self, _ctx: &mut ResponseCtx<'_>) {}
 }
 
@@ -147,6 +172,22 @@ pub fn compile(plugin: &Plugin) -> Result<Arc<dyn Policy>, Error> {
             config(&spec.config).map_err(refuse)?,
         )),
         "acl" => Arc::new(acl::Acl::new(config(&spec.config).map_err(refuse)?)),
+        "basic-auth" => Arc::new(
+            basic_auth::BasicAuth::new(config(&spec.config).map_err(refuse)?).map_err(refuse)?,
+        ),
+        "ip-restriction" => Arc::new(
+            ip_restriction::IpRestriction::new(config(&spec.config).map_err(refuse)?)
+                .map_err(refuse)?,
+        ),
+        "request-size-limit" => Arc::new(request_size_limit::RequestSizeLimit::new(
+            config(&spec.config).map_err(refuse)?,
+        )),
+        "cors" => Arc::new(cors::Cors::new(config(&spec.config).map_err(refuse)?).map_err(refuse)?),
+        "rate-limit" => Arc::new(
+            rate_limit::RateLimit::new(plugin.id, &config(&spec.config).map_err(refuse)?)
+                .map_err(refuse)?,
+        ),
+        "jwt" => Arc::new(jwt::Jwt::new(config(&spec.config).map_err(refuse)?).map_err(refuse)?),
         other => {
             return Err(Error::Config(
                 turnpike_model::ModelError::UnsupportedPlugin(other.to_owned()),

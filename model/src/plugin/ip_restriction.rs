@@ -16,6 +16,12 @@ pub struct IpRestrictionConfig {
     /// These ranges get 403; deny wins over allow.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Proxies in front of the gateway whose `X-Forwarded-For` is believed.
+    /// Empty: the TCP peer is the client. Otherwise, when the peer is one of
+    /// these, the client is the rightmost `X-Forwarded-For` address that is
+    /// not one of these.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 pub const MAX_RANGES: usize = 1000;
@@ -25,7 +31,11 @@ impl Schema for IpRestrictionConfig {
         if self.allow.is_empty() && self.deny.is_empty() {
             errors.push("allow", "give allow or deny ranges");
         }
-        for (field, list) in [("allow", &mut self.allow), ("deny", &mut self.deny)] {
+        for (field, list) in [
+            ("allow", &mut self.allow),
+            ("deny", &mut self.deny),
+            ("trusted_proxies", &mut self.trusted_proxies),
+        ] {
             if list.len() > MAX_RANGES {
                 errors.push(field, format!("at most {MAX_RANGES} ranges"));
             }
@@ -83,7 +93,7 @@ mod tests {
                 json!({"allow": ["10.0.0.0/8", "192.168.1.1", "2001:DB8::/32"]})
             )
             .unwrap(),
-            json!({"allow": ["10.0.0.0/8", "192.168.1.1/32", "2001:db8::/32"], "deny": []})
+            json!({"allow": ["10.0.0.0/8", "192.168.1.1/32", "2001:db8::/32"], "deny": [], "trusted_proxies": []})
         );
         assert_eq!(
             check("ip-restriction", json!({})),
@@ -101,5 +111,29 @@ mod tests {
             ])
         );
         assert!(parse_cidr("0.0.0.0/0").is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_are_ranges_too() {
+        assert_eq!(
+            check(
+                "ip-restriction",
+                json!({"deny": ["192.0.2.0/24"], "trusted_proxies": ["10.0.0.1", "FD00::/8"]})
+            )
+            .unwrap()["trusted_proxies"],
+            json!(["10.0.0.1/32", "fd00::/8"])
+        );
+        // Trusted proxies alone restrict nothing: allow or deny is still needed.
+        assert_eq!(
+            check("ip-restriction", json!({"trusted_proxies": ["10.0.0.0/8"]})),
+            Err(vec!["config.allow".into()])
+        );
+        assert_eq!(
+            check(
+                "ip-restriction",
+                json!({"deny": ["192.0.2.0/24"], "trusted_proxies": ["10.0.0.1/8"]})
+            ),
+            Err(vec!["config.trusted_proxies[0]".into()])
+        );
     }
 }
