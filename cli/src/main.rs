@@ -156,6 +156,14 @@ struct DataPlaneArgs {
     /// seconds or a duration like `500ms`); past it the request gets 408.
     #[arg(long, env = "TURNPIKE_BODY_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     body_read_timeout: std::time::Duration,
+    /// Access log, one JSON line per request: `stdout` or a file path
+    /// (appended). Off when unset.
+    #[arg(long, env = "TURNPIKE_ACCESS_LOG")]
+    access_log: Option<turnpike_data_plane::observe::access_log::Destination>,
+    /// Redis shared by the data planes for `rate-limit` plugins with
+    /// `policy: redis` (`redis://[user:password@]host:port[/db]`).
+    #[arg(long, env = "TURNPIKE_REDIS_URL", hide_env_values = true, value_parser = parse_redis_url)]
+    redis_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -203,6 +211,18 @@ impl std::error::Error for UsageError {}
 /// A PEM file named by a flag; unreadable is a usage error.
 fn read_pem(path: &std::path::Path) -> Result<String, UsageError> {
     std::fs::read_to_string(path).map_err(|e| UsageError(format!("{}: {e}", path.display())))
+}
+
+/// Plain TCP or a Unix socket: the data plane is built without Redis TLS.
+fn parse_redis_url(s: &str) -> Result<String, String> {
+    if ["redis://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|p| s.starts_with(p))
+    {
+        Ok(s.to_owned())
+    } else {
+        Err("expected redis://host:port (rediss:// is not supported)".into())
+    }
 }
 
 /// `--data-plane-expiry`: whole seconds or a humantime duration, at least
@@ -327,10 +347,12 @@ async fn data_plane(args: DataPlaneArgs) -> anyhow::Result<()> {
             max_bytes: args.max_body_bytes,
             read_timeout: args.body_read_timeout,
         },
+        access_log: args.access_log,
         status_listen: args.status_listen,
         cluster_token: args.cluster_token,
         node_id: args.node_id,
         cache_dir: args.cache_dir,
+        redis_url: args.redis_url,
         labels,
         cluster_tls: match args.cluster_ca {
             Some(ca) => Some(turnpike_data_plane::config_client::ClusterTls {

@@ -16,6 +16,7 @@ pub mod config_client;
 pub mod error;
 pub mod health;
 pub mod listener;
+pub mod observe;
 pub mod policy;
 pub mod proxy;
 pub mod router;
@@ -52,6 +53,10 @@ pub struct Settings {
     pub limits: listener::Limits,
     /// Request body limits (`--max-body-bytes`, `--body-read-timeout`).
     pub body_limits: proxy::body::BodyLimits,
+    /// Where the access log goes (`--access-log`); off when `None`.
+    pub access_log: Option<observe::access_log::Destination>,
+    /// Redis for `rate-limit` plugins with `policy: redis` (`--redis-url`).
+    pub redis_url: Option<String>,
 }
 
 /// State shared by the proxy, the status endpoints and the config client.
@@ -66,6 +71,7 @@ pub struct Shared {
     /// retry budgets, health checkers.
     pub registries: Arc<compile::Registries>,
     pub body_limits: proxy::body::BodyLimits,
+    pub access_log: Option<Arc<observe::access_log::AccessLog>>,
     /// The disk cache (if `--cache-dir`) and where the config in use came from.
     pub cache: cache::Cache,
     /// How many configs arrived as snapshots and as deltas, for `/status`.
@@ -113,6 +119,10 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
         labels: settings.labels.clone(),
         registries: Arc::default(),
         body_limits: settings.body_limits,
+        access_log: match &settings.access_log {
+            Some(dest) => Some(Arc::new(observe::access_log::AccessLog::start(dest)?)),
+            None => None,
+        },
         cache: cache::Cache::new(settings.cache_dir.clone()),
         stats: Default::default(),
     });
@@ -134,6 +144,9 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
         None => None,
     };
     tracing::info!(node_id = %shared.node_id, %proxy_addr, ?proxy_tls_addr, %status_addr, "data plane listening");
+    // Rate limits (the Redis connection, pruning) before any config is
+    // compiled: a redis rate limit needs the connection.
+    policy::rate_limit::start(settings.redis_url.as_deref(), shutdown.clone())?;
     // Before the stream starts: the Hello then carries the cached version,
     // and a refused cache leaves the empty config, as without one.
     cache::restore(&shared).await;

@@ -8,6 +8,7 @@
 pub mod counting_upstream;
 pub mod http_client;
 pub mod process;
+pub mod prometheus;
 pub mod raw;
 
 use std::future::Future;

@@ -271,6 +271,7 @@ mod tests {
             labels: BTreeMap::new(),
             registries: Arc::default(),
             body_limits: Default::default(),
+            access_log: None,
             cache: Cache::new(Some(dir.to_path_buf())),
             stats: Default::default(),
         }

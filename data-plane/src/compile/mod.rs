@@ -38,6 +38,7 @@ pub struct Registries {
     pub targets: TargetStates,
     pub budgets: RetryBudgets,
     pub loads: Loads,
+    pub route_stats: crate::observe::stats::RouteStatsRegistry,
     pub health: HealthRegistry,
 }
 
@@ -46,6 +47,8 @@ pub struct CompiledRoute {
     pub id: Uuid,
     /// The id as text, for policies keyed by route.
     pub id_text: String,
+    /// Request counters and latency, kept across versions by route id.
+    pub stats: Arc<crate::observe::stats::RouteStats>,
     pub name: String,
     /// Index into [`Compiled::upstreams`].
     pub upstream: usize,
@@ -138,6 +141,7 @@ impl Compiled {
                 Ok(CompiledRoute {
                     id: r.id,
                     id_text: r.id.to_string(),
+                    stats: registries.route_stats.get(r.id),
                     name: r.spec.name.clone(),
                     upstream,
                     strip_path: r.spec.strip_path,

@@ -244,6 +244,7 @@ mod tests {
             labels: BTreeMap::new(),
             registries: Arc::default(),
             body_limits: Default::default(),
+            access_log: None,
             cache: crate::cache::Cache::default(),
             stats: ConfigStats::default(),
         }

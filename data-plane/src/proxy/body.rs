@@ -6,6 +6,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Sleep;
 
 use crate::Error;
+use crate::observe::stats::RouteStats;
 
 /// Body limits of the proxy listeners (`--max-body-bytes`,
 /// `--body-read-timeout`).
@@ -51,16 +54,25 @@ pub struct ClientBody {
     limits: BodyLimits,
     seen: u64,
     stalled: Option<Pin<Box<Sleep>>>,
+    /// The route's stats, credited with the bytes read when the body goes.
+    stats: Arc<RouteStats>,
 }
 
 impl ClientBody {
-    pub fn new(inner: Incoming, limits: BodyLimits) -> ClientBody {
+    pub fn new(inner: Incoming, limits: BodyLimits, stats: Arc<RouteStats>) -> ClientBody {
         ClientBody {
             inner,
             limits,
             seen: 0,
             stalled: None,
+            stats,
         }
+    }
+}
+
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        self.stats.bytes_in.fetch_add(self.seen, Ordering::Relaxed);
     }
 }
 

@@ -33,6 +33,8 @@ use hyper::body::Incoming;
 
 use crate::compile::Compiled;
 use crate::listener::Conn;
+use crate::observe::exchange::Exchange;
+use crate::observe::trace::TRACEPARENT;
 use crate::policy::{self, RequestCtx, ResponseCtx};
 use crate::{Error, Shared};
 
@@ -49,10 +51,19 @@ pub async fn handle(
     // a new one is swapped in while it runs.
     let config = shared.config.load_full();
     let request_id = request_id::of(req.headers());
-    let mut resp = match forward(&shared, &config, &conn, req, &request_id).await {
-        Ok(resp) => resp,
-        Err(e) => error_response(&e, &request_id),
+    let mut ex = Exchange::start(&req, conn.peer.ip(), shared.access_log.is_some());
+    let (mut resp, local) = match forward(&shared, &config, &conn, req, &request_id, &mut ex).await
+    {
+        Ok(resp) => (resp, false),
+        Err(e) => (error_response(&e, &request_id), true),
     };
+    let status = resp.status().as_u16();
+    let log = shared.access_log.as_ref();
+    if let Some(finish) = ex.finish(status, local, &config, log, &request_id)
+        && let Either::Left(body) = resp.body_mut()
+    {
+        body.set_finish(finish);
+    }
     resp.headers_mut()
         .insert(request_id::X_REQUEST_ID.clone(), request_id);
     Ok(resp)
@@ -64,6 +75,7 @@ async fn forward(
     conn: &Conn,
     mut req: Request<Incoming>,
     request_id: &HeaderValue,
+    ex: &mut Exchange,
 ) -> Result<Response<ProxyBody>, Error> {
     // 1. Hygiene: what hyper lets through but must not be forwarded (a
     //    missing, doubled or contradicted Host, a coding other than
@@ -87,6 +99,7 @@ async fn forward(
         .ok_or(Error::NoRoute)?;
     let route = &config.routes[m.route];
     let upstream = &config.upstreams[route.upstream];
+    ex.route = Some(m.route);
 
     // 3. Policies: the access, limit and rewrite phases, on the request as
     //    the client sent it (normalised).
@@ -150,6 +163,7 @@ async fn forward(
     }
     headers::set_forwarded(headers, conn.peer.ip(), proto, host.as_ref());
     headers.insert(request_id::X_REQUEST_ID.clone(), request_id.clone());
+    headers.insert(TRACEPARENT.clone(), ex.trace.header());
     if route.preserve_host {
         if let Some(h) = host {
             headers.insert(header::HOST, h);
@@ -168,6 +182,7 @@ async fn forward(
     let sent = send::send(
         upstream,
         limits,
+        &route.stats,
         conn.peer.ip(),
         consumer_key,
         req,
@@ -179,7 +194,11 @@ async fn forward(
         connection,
         in_flight,
         admitted,
+        target,
+        upstream_time,
     } = sent;
+    ex.target = Some(target);
+    ex.upstream_time = Some(upstream_time);
 
     // 6. Respond, streaming the upstream's body.
     //    A response hyper parsed but framed ambiguously is refused, and its
@@ -306,13 +325,20 @@ pub fn error_response(e: &Error, request_id: &HeaderValue) -> Response<ProxyBody
     } else {
         tracing::debug!(error = %e, request_id = ?request_id, "request refused");
     }
-    let mut resp = json_response(
-        status,
-        &serde_json::json!({
-            "message": e.to_string(),
-            "request_id": request_id.to_str().unwrap_or_default(),
-        }),
-    );
+    let mut resp = if status == StatusCode::NO_CONTENT {
+        // A policy's answer that has no content (a CORS preflight's 204).
+        let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
+        *resp.status_mut() = status;
+        resp
+    } else {
+        json_response(
+            status,
+            &serde_json::json!({
+                "message": e.to_string(),
+                "request_id": request_id.to_str().unwrap_or_default(),
+            }),
+        )
+    };
     if e.closes_connection() {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

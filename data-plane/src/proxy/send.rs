@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -21,6 +22,8 @@ use crate::balancer::PickContext;
 use crate::balancer::state::InFlight;
 use crate::compile::CompiledUpstream;
 use crate::health::passive::Outcome;
+use crate::observe::exchange::Finish;
+use crate::observe::stats::RouteStats;
 use crate::proxy::body::{BodyLimits, ClientBody};
 use crate::proxy::breaker::Admitted;
 use crate::proxy::client::UpstreamBody;
@@ -34,6 +37,9 @@ pub struct Sent {
     pub in_flight: InFlight,
     /// The circuit breaker's count of this request, if the upstream has one.
     pub admitted: Option<Admitted>,
+    /// The target that answered, and how long until its response head.
+    pub target: http::uri::Authority,
+    pub upstream_time: std::time::Duration,
 }
 
 static EMPTY_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
@@ -50,6 +56,7 @@ struct Replay {
 pub async fn send(
     upstream: &CompiledUpstream,
     limits: BodyLimits,
+    stats: &Arc<RouteStats>,
     client_ip: IpAddr,
     consumer: Option<&str>,
     req: Request<Incoming>,
@@ -83,7 +90,7 @@ pub async fn send(
     let body: UpstreamBody = if bodyless {
         Either::Right(Empty::new())
     } else {
-        Either::Left(ClientBody::new(body, limits))
+        Either::Left(ClientBody::new(body, limits, stats.clone()))
     };
     let mut first = Some((parts, body));
     upstream.budget.deposit();
@@ -146,7 +153,8 @@ pub async fn send(
             tokio::time::timeout(upstream.read_timeout, upstream.client.request(req)).await;
         match result {
             Ok(Ok(response)) => {
-                target.state.observe_latency(started.elapsed());
+                let upstream_time = started.elapsed();
+                target.state.observe_latency(upstream_time);
                 if let Some(p) = &upstream.passive {
                     let outcome = if response.status().is_server_error() {
                         Outcome::Failure
@@ -161,6 +169,8 @@ pub async fn send(
                     connection,
                     in_flight,
                     admitted,
+                    target: target.authority.clone(),
+                    upstream_time,
                 });
             }
             Err(_) => {
@@ -205,6 +215,8 @@ pub struct TrackedBody {
     inner: Incoming,
     _in_flight: Option<InFlight>,
     _admitted: Option<Admitted>,
+    /// Records the exchange (duration, bytes, log line) when dropped.
+    finish: Option<Finish>,
 }
 
 impl TrackedBody {
@@ -217,7 +229,12 @@ impl TrackedBody {
             inner,
             _in_flight: in_flight,
             _admitted: admitted,
+            finish: None,
         }
+    }
+
+    pub fn set_finish(&mut self, finish: Finish) {
+        self.finish = Some(finish);
     }
 }
 
@@ -229,7 +246,13 @@ impl Body for TrackedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(frame))), Some(f)) = (&polled, &mut self.finish)
+            && let Some(data) = frame.data_ref()
+        {
+            f.bytes_out += data.len() as u64;
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

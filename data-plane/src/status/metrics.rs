@@ -59,6 +59,9 @@ pub fn render(shared: &Shared) -> String {
     r.register_collector(Box::new(super::target_metrics::TargetMetrics(
         shared.config.load_full(),
     )));
+    r.register_collector(Box::new(super::route_metrics::RouteMetrics(
+        shared.config.load_full(),
+    )));
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &r);

@@ -5,6 +5,7 @@
 //! (`upstreams`) each target's health, ejection and load.
 
 mod metrics;
+mod route_metrics;
 mod target_metrics;
 mod upstreams;
 
@@ -73,6 +74,8 @@ pub async fn handle(
                     "deltas_applied": shared.stats.deltas_applied.load(Ordering::Relaxed),
                     "last_config_bytes": shared.stats.last_config_bytes.load(Ordering::Relaxed),
                     "last_apply_ms": shared.stats.last_apply_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                    // rate-limit checks Redis failed or answered too late.
+                    "rate_limit_redis_errors": crate::policy::rate_limit::redis_errors(),
                     "software_version": env!("CARGO_PKG_VERSION"),
                 }),
             )

@@ -1,0 +1,202 @@
+//! The access log: one JSON line per request, written when its answer is
+//! finished (so status, bytes and durations are final), to stdout or a file
+//! (`--access-log`). Lines go through a bounded channel to a writer thread:
+//! the request path never waits for the disk; when the writer falls behind,
+//! lines are dropped and counted (`dropped`), never queued without bound.
+//!
+//! No header value is logged, so credentials cannot leak into the log; the
+//! query string is left out for the same reason (keys may travel in it).
+
+use std::io::{BufWriter, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+/// Lines waiting for the writer before new ones are dropped.
+const QUEUE: usize = 16 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Stdout,
+    File(PathBuf),
+}
+
+impl std::str::FromStr for Destination {
+    type Err = String;
+
+    /// `stdout`, or a file path.
+    fn from_str(s: &str) -> Result<Destination, String> {
+        match s {
+            "" => Err("give stdout or a file path".into()),
+            "stdout" | "-" => Ok(Destination::Stdout),
+            path => Ok(Destination::File(PathBuf::from(path))),
+        }
+    }
+}
+
+pub struct AccessLog {
+    tx: SyncSender<Vec<u8>>,
+    dropped: AtomicU64,
+}
+
+/// One request, as logged.
+#[derive(Debug, Serialize)]
+pub struct Entry<'a> {
+    pub time: String,
+    pub request_id: &'a str,
+    pub trace_id: String,
+    pub client_ip: IpAddr,
+    pub method: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub route: Option<&'a str>,
+    pub upstream: Option<&'a str>,
+    /// The target that answered (after retries, the last one tried).
+    pub target: Option<&'a str>,
+    pub consumer: Option<&'a str>,
+    /// From the request head to the end of the answer.
+    pub duration_ms: f64,
+    /// From sending upstream to the response head; absent for the proxy's
+    /// own answers.
+    pub upstream_ms: Option<f64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub config_version: u64,
+}
+
+impl AccessLog {
+    /// Opens the destination and starts the writer thread.
+    pub fn start(dest: &Destination) -> std::io::Result<AccessLog> {
+        let out: Box<dyn Write + Send> = match dest {
+            Destination::Stdout => Box::new(std::io::stdout()),
+            Destination::File(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+        };
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_lines(rx, out))?;
+        Ok(AccessLog {
+            tx,
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    pub fn write(&self, entry: &Entry<'_>) {
+        let mut line = Vec::with_capacity(384);
+        if serde_json::to_writer(&mut line, entry).is_err() {
+            return;
+        }
+        line.push(b'\n');
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Lines dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes lines as they come, flushing whenever the queue runs empty, so a
+/// quiet log is never held in the buffer.
+fn write_lines(rx: Receiver<Vec<u8>>, out: Box<dyn Write + Send>) {
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
+    while let Ok(line) = rx.recv() {
+        let _ = out.write_all(&line);
+        loop {
+            match rx.try_recv() {
+                Ok(line) => {
+                    let _ = out.write_all(&line);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    let _ = out.flush();
+                    return;
+                }
+            }
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+}
+
+/// RFC 3339 UTC time with milliseconds.
+pub fn now_rfc3339() -> String {
+    let t: chrono::DateTime<chrono::Utc> = SystemTime::now().into();
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_json_and_reach_the_file() {
+        let dir = std::env::temp_dir().join(format!("tp-access-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let log = AccessLog::start(&Destination::File(path.clone())).unwrap();
+        for i in 0..3u16 {
+            log.write(&Entry {
+                time: now_rfc3339(),
+                request_id: "abc",
+                trace_id: "0".repeat(32),
+                client_ip: "127.0.0.1".parse().unwrap(),
+                method: "GET",
+                host: "example.com",
+                path: "/x",
+                status: 200 + i,
+                route: Some("r"),
+                upstream: Some("u"),
+                target: Some("127.0.0.1:1"),
+                consumer: None,
+                duration_ms: 1.5,
+                upstream_ms: Some(1.0),
+                bytes_in: 0,
+                bytes_out: 2,
+                config_version: 7,
+            });
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let lines = loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.lines().count() == 3 || std::time::Instant::now() > deadline {
+                break text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let parsed: Vec<serde_json::Value> = lines
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[2]["status"], 202);
+        assert_eq!(parsed[0]["consumer"], serde_json::Value::Null);
+        assert_eq!(log.dropped(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn destinations_parse() {
+        assert_eq!("stdout".parse(), Ok(Destination::Stdout));
+        assert_eq!(
+            "/var/log/tp.log".parse(),
+            Ok(Destination::File("/var/log/tp.log".into()))
+        );
+        assert!("".parse::<Destination>().is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! One request's bookkeeping, from its head to the end of its answer: the
+//! proxy fills an [`Exchange`] as it goes (route, target, consumer, upstream
+//! time); when the answer is ready, [`Exchange::finish`] counts it in the
+//! route's stats and either logs it at once (the proxy's own answers) or
+//! hands a [`Finish`] to the response body, which records the duration and
+//! bytes when the body ends. Without the access log nothing here allocates.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::uri::Authority;
+use http::{HeaderValue, Method, Request};
+
+use super::access_log::{AccessLog, Entry, now_rfc3339};
+use super::stats::RouteStats;
+use super::trace::TraceContext;
+use crate::compile::Compiled;
+use crate::policy::CompiledConsumer;
+
+pub struct Exchange {
+    pub started: Instant,
+    pub client_ip: IpAddr,
+    pub trace: TraceContext,
+    /// Index into the config's routes, once matched.
+    pub route: Option<usize>,
+    /// The target of the last attempt.
+    pub target: Option<Authority>,
+    pub upstream_time: Option<Duration>,
+    pub consumer: Option<Arc<CompiledConsumer>>,
+    /// What the log line needs of the request head, kept only when logging.
+    head: Option<Box<Head>>,
+}
+
+struct Head {
+    method: Method,
+    host: String,
+    path: String,
+    bytes_in: u64,
+}
+
+impl Exchange {
+    pub fn start<B: hyper::body::Body>(
+        req: &Request<B>,
+        client_ip: IpAddr,
+        logging: bool,
+    ) -> Exchange {
+        let head = logging.then(|| {
+            let host = req
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri().authority().map(Authority::as_str))
+                .unwrap_or("");
+            Box::new(Head {
+                method: req.method().clone(),
+                host: host.to_owned(),
+                path: req.uri().path().to_owned(),
+                bytes_in: req.body().size_hint().exact().unwrap_or(0),
+            })
+        });
+        Exchange {
+            started: Instant::now(),
+            client_ip,
+            trace: TraceContext::of(req.headers()),
+            route: None,
+            target: None,
+            upstream_time: None,
+            consumer: None,
+            head,
+        }
+    }
+
+    /// The answer's head is ready. `local`: the proxy answered itself, so
+    /// the exchange ends now; otherwise the returned [`Finish`] ends it when
+    /// the response body does.
+    pub fn finish(
+        self,
+        status: u16,
+        local: bool,
+        config: &Arc<Compiled>,
+        log: Option<&Arc<AccessLog>>,
+        request_id: &HeaderValue,
+    ) -> Option<Finish> {
+        let stats = self
+            .route
+            .and_then(|i| config.routes.get(i))
+            .map(|r| r.stats.clone());
+        if let Some(s) = &stats {
+            s.count(status, local);
+            if let Some(t) = self.upstream_time {
+                s.upstream_latency.observe(t);
+            }
+        }
+        let pending = match (log, self.head) {
+            (Some(log), Some(head)) => Some(Box::new(Pending {
+                log: log.clone(),
+                config: config.clone(),
+                request_id: request_id.clone(),
+                client_ip: self.client_ip,
+                status,
+                route: self.route,
+                target: self.target,
+                upstream_time: self.upstream_time,
+                consumer: self.consumer,
+                trace: self.trace,
+                head,
+            })),
+            _ => None,
+        };
+        let finish = Finish {
+            stats,
+            started: self.started,
+            bytes_out: 0,
+            pending,
+        };
+        if local {
+            drop(finish);
+            None
+        } else {
+            Some(finish)
+        }
+    }
+}
+
+/// The end of an exchange whose answer is still streaming.
+pub struct Finish {
+    stats: Option<Arc<RouteStats>>,
+    started: Instant,
+    pub bytes_out: u64,
+    pending: Option<Box<Pending>>,
+}
+
+struct Pending {
+    log: Arc<AccessLog>,
+    config: Arc<Compiled>,
+    request_id: HeaderValue,
+    client_ip: IpAddr,
+    status: u16,
+    route: Option<usize>,
+    target: Option<Authority>,
+    upstream_time: Option<Duration>,
+    consumer: Option<Arc<CompiledConsumer>>,
+    trace: TraceContext,
+    head: Box<Head>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let took = self.started.elapsed();
+        if let Some(s) = &self.stats {
+            s.latency.observe(took);
+            s.bytes_out
+                .fetch_add(self.bytes_out, std::sync::atomic::Ordering::Relaxed);
+        }
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let route = p.route.and_then(|i| p.config.routes.get(i));
+        let upstream = route.and_then(|r| p.config.upstreams.get(r.upstream));
+        let target = p.target.as_ref().map(Authority::as_str);
+        p.log.write(&Entry {
+            time: now_rfc3339(),
+            request_id: p.request_id.to_str().unwrap_or(""),
+            trace_id: p.trace.trace_id_hex(),
+            client_ip: p.client_ip,
+            method: p.head.method.as_str(),
+            host: &p.head.host,
+            path: &p.head.path,
+            status: p.status,
+            route: route.map(|r| r.name.as_str()),
+            upstream: upstream.map(|u| u.name.as_str()),
+            target,
+            consumer: p.consumer.as_ref().map(|c| c.username.as_str()),
+            duration_ms: took.as_secs_f64() * 1000.0,
+            upstream_ms: p.upstream_time.map(|t| t.as_secs_f64() * 1000.0),
+            bytes_in: p.head.bytes_in,
+            bytes_out: self.bytes_out,
+            config_version: p.config.version,
+        });
+    }
+}
