@@ -20,6 +20,7 @@ pub mod plugin;
 pub mod route;
 pub mod router;
 pub mod snapshot;
+pub mod strict;
 pub mod upstream;
 mod wire;
 mod wire_policy;

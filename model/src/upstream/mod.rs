@@ -107,15 +107,19 @@ pub struct UpstreamSpec {
     /// What `consistent_hash` hashes; only with that algorithm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_on: Option<HashOn>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict::objects")]
     #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub targets: Vec<Target>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict::object")]
     pub health_checks: HealthChecks,
     /// Caps on requests in progress and waiting; none when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::optional_object"
+    )]
     pub circuit_breaker: Option<CircuitBreaker>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict::object")]
     pub timeouts: Timeouts,
     /// How many more targets an idempotent request may try after a
     /// connection failure, within the upstream's retry budget.
@@ -125,7 +129,11 @@ pub struct UpstreamSpec {
     #[serde(default)]
     pub protocol: UpstreamProtocol,
     /// TLS to the targets; off when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::optional_object"
+    )]
     pub tls: Option<UpstreamTls>,
     #[serde(default)]
     pub tags: Vec<String>,
