@@ -1,46 +1,94 @@
 #!/usr/bin/env bash
-# bench/proxy.sh: HTTP/1.1 proxy throughput and tail latency, side by side.
+# bench/proxy.sh: proxy throughput, tail latency and CPU cost, side by side.
 #
-# One origin (`turnpike echo`) is load-tested three ways with identical `wrk`
-# settings, interleaved round by round so that machine drift hits all three
-# alike:
-#   direct    wrk → origin                  (the ceiling)
-#   turnpike  wrk → turnpike data plane → origin
-#   nginx     wrk → nginx (1 worker, upstream keepalive) → origin
-# The data plane gets one worker thread and nginx one worker process, so the
-# comparison is one core against one core.
+# One origin, a separate nginx answering `return 200 "ok"` (cheap, so the
+# proxies are what is measured), is load-tested four ways with the same
+# load tool and settings, interleaved round by round so that machine drift
+# hits all of them alike:
+#   direct    client → origin                       (the ceiling)
+#   turnpike  client → turnpike data plane (--worker-threads 1) → origin
+#   nginx     client → nginx (worker_processes 1, upstream keepalive 256) → origin
+#   haproxy   client → HAProxy (nbthread 1) → origin
+# With taskset and two or more CPUs, every proxy runs on one CPU and the
+# load tool and the origin on another, so the comparison is one core
+# against one core (PIN=0 turns this off; the report says which was used).
+# Each run records requests/s, p50 and p99, and the proxy's CPU time
+# (utime + stime of the process and its children, from /proc/<pid>/stat,
+# before and after the run) to give requests per proxy-CPU-second, and
+# the busy time of the proxy's CPU that was not the proxy's (other
+# programs: a noisy machine shows there).
+#
+# Protocols between client and proxy (the proxies speak HTTP/1.1 to the
+# origin); the default is plain HTTP/1.1:
+#   (default)   HTTP/1.1, wrk
+#   --https     HTTP/1.1 over TLS, wrk (self-signed ECDSA P-256 certificate
+#               made with openssl; turnpike gets it through the admin API)
+#   --h2        HTTP/2 over TLS (ALPN h2), h2load
+#   --h2c       HTTP/2 cleartext (prior knowledge), h2load
+# Given flags replace the default; MODES="http https h2 h2c" picks several,
+# run one after another. Every run checks each target in every protocol
+# with one request first, so a broken TLS or h2 setup fails any run.
+#
+# Balancing (ALGORITHMS, HTTP/1.1 only): turnpike through an upstream with
+# two targets (the origin on two ports) per algorithm, one route each
+# (/lb/<algorithm>), interleaved with the other targets; every such run
+# sends `x-user: bench-user-1` (consistent_hash hashes on it, so all its
+# requests go to one target). Reported against round_robin; the target is
+# requests per proxy-CPU-second no more than 5% below it.
 #
 # Usage:
-#   bench/proxy.sh            full run (a few minutes)
+#   bench/proxy.sh            full run (HTTP/1.1, c 1/50/200: about 7 minutes)
 #   bench/proxy.sh --smoke    seconds-long run for CI: checks that every stage
 #                             still works (also BENCH_SMOKE=1)
+#   bench/proxy.sh --https    the same over TLS (see above for --h2, --h2c)
 #
 # Settings (environment):
-#   DURATION=10s CONNECTIONS=50 THREADS=2   wrk settings for each measured run
-#   WARMUP=3s     unmeasured run per target before the first round (0 = none)
-#   ROUNDS=3      measured runs per target; the report shows the median
-#   TURNPIKE_BIN  turnpike binary to use; otherwise built with cargo
+#   DURATION=10s   length of each measured run (seconds; "s" optional)
+#   CONCURRENCY="1 50 200"   concurrency levels (connections for wrk;
+#                  for h2load connections × H2_STREAMS); CONNECTIONS is an
+#                  older name for it
+#   THREADS        load-tool threads, capped at the connections (default 1
+#                  when pinned, as the load tool then has one CPU; else 2)
+#   H2_STREAMS=1   concurrent streams per HTTP/2 connection
+#   WARMUP=3s      unmeasured run per target and level first (0 = none)
+#   ROUNDS=3       measured runs per target and level; the report shows medians
+#   ALGORITHMS=""  e.g. "round_robin least_connections consistent_hash"
+#   MODES          http, https, h2, h2c (see above)
+#   PIN=auto       1 to require pinning, 0 to turn it off
+#   TURNPIKE_BIN   turnpike binary to use; otherwise built with cargo
+#   TURNPIKE_COMMIT  the commit that binary was built from, for the report
+#                  (default: this tree's HEAD, marked if it has changes)
 #   BENCH_PG=postgres://postgres@127.0.0.1:5432   Postgres server (trust auth)
 #   BENCH_OUT=bench/out   where the markdown report is also written
-#   BENCH_KEEP_TMP=1      keep the temp dir (configs, logs, wrk output)
+#   BENCH_KEEP_TMP=1      keep the temp dir (configs, logs, load-tool output)
+#
+# Smoke mode: 1 s runs at concurrency 4, one round, no warm-up, every
+# target and the three balancing algorithms; HTTP/1.1 unless protocol
+# flags or MODES say otherwise.
 #
 # Exits non-zero when any stage fails: a process that does not come up, a
 # config that does not reach the data plane, a target answering anything but
-# 200 before the run, zero requests/s, or any non-2xx answer or socket error
-# during a run.
+# 200 "ok" before the run (in any protocol), zero requests in a run, or any
+# non-2xx answer, failed request or socket error during a run. Missing a
+# performance target is reported, not a failure (FAIL_ON_TARGETS=1 makes
+# it one).
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# Debian installs nginx in /usr/sbin, which is not on most users' PATH.
+# Debian installs nginx and haproxy in /usr/sbin, not on most users' PATH.
 PATH=$PATH:/usr/sbin:/sbin
 ORIGINAL_ARGS=("$@")
 
 # ---------------------------------------------------------------- settings
 
 SMOKE=${BENCH_SMOKE:-0}
+FLAG_MODES=()
 for arg in "$@"; do
   case "$arg" in
     --smoke) SMOKE=1 ;;
+    --https) FLAG_MODES+=(https) ;;
+    --h2) FLAG_MODES+=(h2) ;;
+    --h2c) FLAG_MODES+=(h2c) ;;
     -h | --help)
       sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
       exit 0
@@ -53,21 +101,32 @@ for arg in "$@"; do
 done
 case "$SMOKE" in 0 | "") SMOKE=0 ;; *) SMOKE=1 ;; esac
 
+if ((${#FLAG_MODES[@]})); then
+  MODES=${FLAG_MODES[*]}
+else
+  MODES=${MODES:-http}
+fi
 if ((SMOKE)); then
   # Small and fixed on purpose: CI only checks that the pipeline still works.
-  DURATION=1s CONNECTIONS=4 THREADS=1 WARMUP=0 ROUNDS=1
+  DURATION=1s CONCURRENCY=4 THREADS=1 WARMUP=0 ROUNDS=1 H2_STREAMS=1
+  ALGORITHMS="round_robin least_connections consistent_hash"
 else
   DURATION=${DURATION:-10s}
-  CONNECTIONS=${CONNECTIONS:-50}
-  THREADS=${THREADS:-2}
+  CONCURRENCY=${CONCURRENCY:-${CONNECTIONS:-1 50 200}}
   WARMUP=${WARMUP:-3s}
   ROUNDS=${ROUNDS:-3}
+  H2_STREAMS=${H2_STREAMS:-1}
+  ALGORITHMS=${ALGORITHMS:-}
 fi
+PIN=${PIN:-auto}
+FAIL_ON_TARGETS=${FAIL_ON_TARGETS:-0}
 BENCH_PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 BENCH_OUT=${BENCH_OUT:-$REPO_ROOT/bench/out}
 BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
 
-TARGETS=(direct turnpike nginx)
+TARGETS=(direct turnpike nginx haproxy)
+# The header consistent_hash hashes on, sent in every balancing run.
+HASH_HEADER="x-user: bench-user-1"
 
 # Filled in as things start; read by cleanup.
 WORK=""
@@ -75,7 +134,7 @@ DB_NAME=""
 PIDS=()      # children in start order; stopped in reverse
 NAMES=()     # their names, for messages
 DB_CREATED=0 # set once the control plane may have created the database
-WRK_PID=""
+WRK_PID=""   # the load tool while it runs
 
 # ---------------------------------------------------------------- helpers
 
@@ -108,7 +167,7 @@ cleanup() {
   trap - EXIT INT TERM
   set +e
   [[ -n "$WRK_PID" ]] && kill "$WRK_PID" 2>/dev/null
-  # Grandchildren (nginx's worker) are noted now: a parent killed below
+  # Grandchildren (nginx's workers) are noted now: a parent killed below
   # would orphan them, and they could no longer be found by parent.
   local grandchildren=()
   if ((${#PIDS[@]})) && command -v pgrep >/dev/null; then
@@ -150,7 +209,7 @@ psql_admin() {
 
 # Installs Debian packages for missing commands; `apt-get update` only when a
 # plain install fails (a fresh image has no package lists). RUNLEVEL=1 stops
-# the nginx package from starting the system nginx on port 80.
+# the nginx and haproxy packages from starting system services.
 ensure_command() {
   local cmd=$1
   shift
@@ -192,13 +251,23 @@ random_hex() { python3 -c 'import secrets, sys; print(secrets.token_hex(int(sys.
 
 # start NAME CMD...: runs CMD in the background with its output in
 # $WORK/NAME.log, and records its pid for cleanup. NO_COLOR keeps terminal
-# colour codes out of the logs.
+# colour codes out of the logs. taskset execs its command, so a pinned
+# child's pid is the program's own.
 start() {
   local name=$1
   shift
   NO_COLOR=1 "$@" </dev/null >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
   NAMES+=("$name")
+}
+
+# The pid of the child started as NAME.
+pid_of() {
+  local i
+  for i in "${!NAMES[@]}"; do
+    [[ "${NAMES[i]}" == "$1" ]] && { echo "${PIDS[i]}"; return 0; }
+  done
+  return 1
 }
 
 # Fails (with the logs) if a started child has already exited.
@@ -228,6 +297,30 @@ http_status_is() { # http_status_is CODE URL
   [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$2")" == "$1" ]]
 }
 
+# "10s", "10" → 10; "1.5s" → 1.5. Minutes and other units are refused.
+seconds_of() {
+  [[ "$1" =~ ^([0-9]+(\.[0-9]+)?)s?$ ]] || die "durations are in seconds (as 10s), not '$1'"
+  echo "${BASH_REMATCH[1]}"
+}
+
+# utime + stime, in clock ticks, of PID and its children (nginx's workers).
+proc_cpu_ticks() {
+  local total=0 p s f
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    { s=$(<"/proc/$p/stat"); } 2>/dev/null || continue
+    s=${s##*) } # fields from the 3rd on; the name (2nd) may hold spaces
+    read -r -a f <<<"$s"
+    total=$((total + f[11] + f[12]))
+  done
+  echo "$total"
+}
+
+# Busy time (user, nice, system, irq, softirq, steal), in clock ticks, of
+# CPU $1 from /proc/stat: with the proxy's own time, what else ran there.
+cpu_busy_ticks() {
+  awk -v cpu="cpu$1" '$1 == cpu { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
 # ---------------------------------------------------------------- stages
 
 # Uses $TURNPIKE_BIN, else builds the CLI. Smoke mode builds the debug
@@ -253,9 +346,121 @@ resolve_turnpike() {
   PROFILE_NOTE="$dir build"
 }
 
+# Proxies on one CPU, the load tool and the origin on another, when taskset
+# exists and this process may use two CPUs. Sets PIN_PROXY / PIN_LOAD
+# (command prefixes) and PIN_NOTE.
+choose_pinning() {
+  PIN_PROXY=() PIN_LOAD=() PROXY_CPU=""
+  local cpus=()
+  read -r -a cpus <<<"$(python3 -c 'import os; print(" ".join(map(str, sorted(os.sched_getaffinity(0)))))')"
+  if [[ "$PIN" == 0 ]]; then
+    PIN_NOTE="not pinned (PIN=0); all processes share ${#cpus[@]} CPU(s)"
+  elif ! command -v taskset >/dev/null; then
+    [[ "$PIN" == 1 ]] && die "PIN=1 but taskset is missing (util-linux)"
+    PIN_NOTE="not pinned (no taskset); all processes share ${#cpus[@]} CPU(s)"
+  elif ((${#cpus[@]} < 2)); then
+    [[ "$PIN" == 1 ]] && die "PIN=1 but only ${#cpus[@]} CPU is usable"
+    PIN_NOTE="not pinned (one CPU)"
+  else
+    LOAD_CPU=${cpus[0]} PROXY_CPU=${cpus[1]}
+    export PROXY_CPU
+    PIN_LOAD=(taskset -c "$LOAD_CPU")
+    PIN_PROXY=(taskset -c "$PROXY_CPU")
+    PIN_NOTE="each proxy pinned to CPU $PROXY_CPU (\`taskset -c $PROXY_CPU\`), load tool and origin to CPU $LOAD_CPU; control plane and Postgres not pinned (idle during runs)"
+  fi
+  if [[ -z "${THREADS:-}" ]]; then
+    if ((${#PIN_LOAD[@]})); then THREADS=1; else THREADS=2; fi
+  fi
+}
+
+# A self-signed ECDSA P-256 certificate for "localhost", used by every TLS
+# listener (turnpike gets it through the admin API). Clients connect to
+# https://localhost:PORT so that they send SNI, which turnpike requires.
+make_certificate() {
+  mkdir -p "$WORK/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" -days 7 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+    >"$WORK/openssl.out" 2>&1 || die "openssl could not make a certificate: $(cat "$WORK/openssl.out")"
+  cat "$WORK/tls/cert.pem" "$WORK/tls/key.pem" >"$WORK/tls/combined.pem" # HAProxy's form
+}
+
+# nginx's compiled-in temp paths (/var/lib/nginx/...) are created at start
+# even when unused; point each one this build has into DIR so the run never
+# touches the system nginx's files.
+nginx_temp_paths() {
+  local dir=$1 build m
+  build=$(nginx -V 2>&1)
+  echo "  client_body_temp_path $dir/body;"
+  echo "  proxy_temp_path $dir/proxy;"
+  for m in fastcgi uwsgi scgi; do
+    if [[ "$build" == *"--http-$m-temp-path"* && "$build" != *"--without-http_${m}_module"* ]]; then
+      echo "  ${m}_temp_path $dir/$m;"
+    fi
+  done
+}
+
+# The top of both nginx configs: NAME (its dir under $WORK), then the http
+# block's contents on stdin.
+write_nginx_conf() {
+  local name=$1 dir=$WORK/$1
+  mkdir -p "$dir"
+  {
+    # As root, workers would run as `nobody`, who cannot enter the 0700
+    # temp dir; as anyone else the directive is ignored, so leave it out.
+    if ((EUID == 0)); then echo "user root;"; fi
+    cat <<EOF
+worker_processes 1;
+# Each proxied connection takes two descriptors; a 1024 soft limit would cap
+# the worker below worker_connections.
+worker_rlimit_nofile 8192;
+daemon off;
+pid $dir/nginx.pid;
+error_log $WORK/$name-error.log warn;
+
+events {
+  worker_connections 4096;
+}
+
+http {
+  access_log off;
+$(nginx_temp_paths "$dir")
+  ssl_certificate $WORK/tls/cert.pem;
+  ssl_certificate_key $WORK/tls/key.pem;
+  keepalive_requests 1000000;
+
+EOF
+    cat
+    echo "}"
+  } >"$WORK/$name.conf"
+}
+
+# start_nginx NAME PORT PIN...: checks and starts the config of NAME.
+start_nginx() {
+  local name=$1 port=$2
+  shift 2
+  nginx -t -q -e "$WORK/$name-error.log" -c "$WORK/$name.conf" -p "$WORK/$name" \
+    >"$WORK/$name-test.out" 2>&1 || die "nginx rejected $WORK/$name.conf: $(cat "$WORK/$name-test.out")"
+  start "$name" "$@" nginx -e "$WORK/$name-error.log" -c "$WORK/$name.conf" -p "$WORK/$name"
+  wait_until "$name on port $port" 15 port_open "$port"
+}
+
+# The origin: its own nginx, one worker, on the load tool's CPU. Two plain
+# ports (the balancing runs' two targets), TLS (HTTP/1.1 and h2 by ALPN) and
+# cleartext h2, all answering 200 "ok".
 start_origin() {
-  start origin "$TURNPIKE" echo --listen "127.0.0.1:$ORIGIN_PORT" --name origin
-  wait_until "the origin on port $ORIGIN_PORT" 15 port_open "$ORIGIN_PORT"
+  write_nginx_conf origin <<EOF
+  server {
+    listen 127.0.0.1:$ORIGIN_PORT;
+    listen 127.0.0.1:$ORIGIN2_PORT;
+    listen 127.0.0.1:$ORIGIN_TLS_PORT ssl http2;
+    listen 127.0.0.1:$ORIGIN_H2C_PORT http2;
+    location / {
+      return 200 "ok";
+    }
+  }
+EOF
+  start_nginx origin "$ORIGIN_PORT" "${PIN_LOAD[@]}"
 }
 
 start_control_plane() {
@@ -273,14 +478,16 @@ start_control_plane() {
 }
 
 start_data_plane() {
-  start data-plane "$TURNPIKE" data-plane \
+  start data-plane "${PIN_PROXY[@]}" "$TURNPIKE" data-plane \
     --control-plane "http://127.0.0.1:$CLUSTER_PORT" \
     --proxy-listen "127.0.0.1:$PROXY_PORT" \
+    --proxy-tls-listen "127.0.0.1:$PROXY_TLS_PORT" \
     --status-listen "127.0.0.1:$STATUS_PORT" \
     --cluster-token "$CLUSTER_TOKEN" \
     --worker-threads 1
   wait_until "the data plane's status port" 15 port_open "$STATUS_PORT"
   wait_until "the data plane's proxy port" 15 port_open "$PROXY_PORT"
+  wait_until "the data plane's TLS port" 15 port_open "$PROXY_TLS_PORT"
 }
 
 # admin_post PATH JSON: creates an entity; prints the config version the
@@ -305,53 +512,31 @@ data_plane_has_version() {
     "$status" "$1"
 }
 
+# One route to the origin (/), the certificate for "localhost", and per
+# balancing algorithm an upstream over the origin's two plain ports with a
+# route on /lb/<algorithm>.
 configure_turnpike() {
-  local version
+  local version alg body
   admin_post /api/v1/upstreams \
     "{\"name\":\"origin\",\"targets\":[{\"address\":\"127.0.0.1:$ORIGIN_PORT\"}]}" >/dev/null
-  version=$(admin_post /api/v1/routes '{"name":"all","paths":["/"],"upstream":"origin"}')
+  admin_post /api/v1/routes '{"name":"all","paths":["/"],"upstream":"origin"}' >/dev/null
+  for alg in $ALGORITHMS; do
+    body="{\"name\":\"lb-$alg\",\"algorithm\":\"$alg\","
+    [[ "$alg" == consistent_hash ]] && body+="\"hash_on\":{\"header\":\"${HASH_HEADER%%:*}\"},"
+    body+="\"targets\":[{\"address\":\"127.0.0.1:$ORIGIN_PORT\"},{\"address\":\"127.0.0.1:$ORIGIN2_PORT\"}]}"
+    admin_post /api/v1/upstreams "$body" >/dev/null
+    admin_post /api/v1/routes "{\"name\":\"lb-$alg\",\"paths\":[\"/lb/$alg\"],\"upstream\":\"lb-$alg\"}" >/dev/null
+  done
+  body=$(python3 -c 'import json, sys
+print(json.dumps({"cert": open(sys.argv[1]).read(), "key": open(sys.argv[2]).read(), "snis": ["localhost"]}))' \
+    "$WORK/tls/cert.pem" "$WORK/tls/key.pem")
+  version=$(admin_post /api/v1/certificates "$body")
   wait_until "config version $version on the data plane" 30 data_plane_has_version "$version"
   TURNPIKE_CONFIG_VERSION=$version
 }
 
-# nginx's compiled-in temp paths (/var/lib/nginx/...) are created at start
-# even when unused; point each one this build has into the temp dir so the
-# run never touches the system nginx's files.
-nginx_temp_paths() {
-  local build m
-  build=$(nginx -V 2>&1)
-  echo "  client_body_temp_path $WORK/nginx/body;"
-  echo "  proxy_temp_path $WORK/nginx/proxy;"
-  for m in fastcgi uwsgi scgi; do
-    if [[ "$build" == *"--http-$m-temp-path"* && "$build" != *"--without-http_${m}_module"* ]]; then
-      echo "  ${m}_temp_path $WORK/nginx/$m;"
-    fi
-  done
-}
-
-write_nginx_conf() {
-  mkdir -p "$WORK/nginx"
-  {
-    # As root, workers would run as `nobody`, who cannot enter the 0700
-    # temp dir; as anyone else the directive is ignored, so leave it out.
-    if ((EUID == 0)); then echo "user root;"; fi
-    cat <<EOF
-worker_processes 1;
-# Each proxied connection takes two descriptors; a 1024 soft limit would cap
-# the worker below worker_connections.
-worker_rlimit_nofile 8192;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-
-events {
-  worker_connections 4096;
-}
-
-http {
-  access_log off;
-$(nginx_temp_paths)
-
+start_nginx_proxy() {
+  write_nginx_conf nginx <<EOF
   upstream origin {
     server 127.0.0.1:$ORIGIN_PORT;
     keepalive 256;
@@ -362,77 +547,196 @@ $(nginx_temp_paths)
 
   server {
     listen 127.0.0.1:$NGINX_PORT;
-    keepalive_requests 1000000;
+    listen 127.0.0.1:$NGINX_TLS_PORT ssl http2;
+    listen 127.0.0.1:$NGINX_H2C_PORT http2;
 
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      # The forwarding headers turnpike adds, so both do the same work and
-      # the origin answers both with bodies of about the same size. Host is
-      # left to nginx's default, the upstream's name, as turnpike sends the
-      # target's address (preserve_host is off).
+      # The forwarding headers turnpike adds, so all proxies do the same
+      # work. Host is left to nginx's default, the upstream's name, as
+      # turnpike sends the target's address (preserve_host is off).
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto \$scheme;
       proxy_set_header X-Forwarded-Host \$http_host;
     }
   }
-}
 EOF
-  } >"$WORK/nginx.conf"
+  start_nginx nginx "$NGINX_PORT" "${PIN_PROXY[@]}"
+  wait_until "nginx on port $NGINX_TLS_PORT" 15 port_open "$NGINX_TLS_PORT"
 }
 
-start_nginx() {
-  write_nginx_conf
-  nginx -t -q -e "$WORK/nginx-error.log" -c "$WORK/nginx.conf" -p "$WORK/nginx" \
-    >"$WORK/nginx-test.log" 2>&1 || die "nginx rejected $WORK/nginx.conf: $(cat "$WORK/nginx-test.log")"
-  start nginx nginx -e "$WORK/nginx-error.log" -c "$WORK/nginx.conf" -p "$WORK/nginx"
-  wait_until "nginx on port $NGINX_PORT" 15 port_open "$NGINX_PORT"
+# HAProxy in the foreground (-db: no daemon, no master process), one thread,
+# the same forwarding headers; server connections are kept and reused
+# (http-reuse safe, the default).
+start_haproxy() {
+  cat >"$WORK/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 8192
+
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+
+frontend bench
+  bind 127.0.0.1:$HAPROXY_PORT
+  bind 127.0.0.1:$HAPROXY_TLS_PORT ssl crt $WORK/tls/combined.pem alpn h2,http/1.1
+  bind 127.0.0.1:$HAPROXY_H2C_PORT proto h2
+  option forwardfor
+  http-request set-header X-Forwarded-Proto https if { ssl_fc }
+  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  default_backend origin
+
+backend origin
+  server origin 127.0.0.1:$ORIGIN_PORT
+EOF
+  haproxy -c -q -f "$WORK/haproxy.cfg" >"$WORK/haproxy-check.out" 2>&1 ||
+    die "haproxy rejected $WORK/haproxy.cfg: $(cat "$WORK/haproxy-check.out")"
+  start haproxy "${PIN_PROXY[@]}" haproxy -db -f "$WORK/haproxy.cfg"
+  wait_until "haproxy on port $HAPROXY_PORT" 15 port_open "$HAPROXY_PORT"
+  wait_until "haproxy on port $HAPROXY_TLS_PORT" 15 port_open "$HAPROXY_TLS_PORT"
 }
 
-target_url() {
+# The process whose CPU time counts for a target (none for direct).
+proxy_pid() {
   case "$1" in
-    direct) echo "http://127.0.0.1:$ORIGIN_PORT/" ;;
-    turnpike) echo "http://127.0.0.1:$PROXY_PORT/" ;;
-    nginx) echo "http://127.0.0.1:$NGINX_PORT/" ;;
+    direct) return 1 ;;
+    turnpike | lb-*) pid_of data-plane ;;
+    nginx) pid_of nginx ;;
+    haproxy) pid_of haproxy ;;
   esac
 }
 
-# One request through each target before any load: it must be a 200 from
-# the origin (the body names it), so a benchmark never measures 404s.
+# target_port MODE TARGET
+target_port() {
+  local mode=$1 target=$2
+  case "$target:$mode" in
+    direct:http) echo "$ORIGIN_PORT" ;;
+    direct:https | direct:h2) echo "$ORIGIN_TLS_PORT" ;;
+    direct:h2c) echo "$ORIGIN_H2C_PORT" ;;
+    turnpike:http | turnpike:h2c | lb-*:http) echo "$PROXY_PORT" ;;
+    turnpike:https | turnpike:h2) echo "$PROXY_TLS_PORT" ;;
+    nginx:http) echo "$NGINX_PORT" ;;
+    nginx:https | nginx:h2) echo "$NGINX_TLS_PORT" ;;
+    nginx:h2c) echo "$NGINX_H2C_PORT" ;;
+    haproxy:http) echo "$HAPROXY_PORT" ;;
+    haproxy:https | haproxy:h2) echo "$HAPROXY_TLS_PORT" ;;
+    haproxy:h2c) echo "$HAPROXY_H2C_PORT" ;;
+    *) die "no $mode port for $target" ;;
+  esac
+}
+
+# target_url MODE TARGET. TLS goes to "localhost" for SNI (clients are told
+# to connect to 127.0.0.1, see run_load and check_targets).
+target_url() {
+  local mode=$1 target=$2 path=/
+  [[ "$target" == lb-* ]] && path="/lb/${target#lb-}"
+  case "$mode" in
+    http | h2c) echo "http://127.0.0.1:$(target_port "$mode" "$target")$path" ;;
+    https | h2) echo "https://localhost:$(target_port "$mode" "$target")$path" ;;
+  esac
+}
+
+# One request through each target in every protocol before any load: it
+# must be a 200 "ok" from the origin over the expected HTTP version, so a
+# benchmark never measures errors, and a broken TLS or h2 setup fails even
+# a run that does not load it.
 check_targets() {
-  local t body
+  local t mode port out body code version want args
   for t in "${TARGETS[@]}"; do
-    body=$(curl -sS --fail --max-time 5 "$(target_url "$t")") ||
-      die "$t: request to $(target_url "$t") failed"
-    [[ "$body" == *'"name":"origin"'* ]] || die "$t: unexpected answer: $body"
+    for mode in http https h2 h2c; do
+      port=$(target_port "$mode" "$t")
+      args=(--resolve "localhost:$port:127.0.0.1" --cacert "$WORK/tls/cert.pem")
+      case "$mode" in
+        http | https) args+=(--http1.1) want=1.1 ;;
+        h2) args+=(--http2) want=2 ;;
+        h2c) args+=(--http2-prior-knowledge) want=2 ;;
+      esac
+      out=$(curl -sS --max-time 5 "${args[@]}" -o "$WORK/check-body" \
+        -w '%{http_code} %{http_version}' "$(target_url "$mode" "$t")" 2>&1) ||
+        die "$t ($mode): request to $(target_url "$mode" "$t") failed: $out"
+      read -r code version <<<"$out"
+      body=$(cat "$WORK/check-body")
+      [[ "$code" == 200 && "$body" == ok ]] || die "$t ($mode): answered $code '$body', not 200 'ok'"
+      [[ "$version" == "$want" ]] || die "$t ($mode): answered over HTTP/$version, not HTTP/$want"
+    done
+  done
+  local alg
+  for alg in $ALGORITHMS; do
+    body=$(curl -sS --fail --max-time 5 -H "$HASH_HEADER" "$(target_url http "lb-$alg")") ||
+      die "lb-$alg: request to $(target_url http "lb-$alg") failed"
+    [[ "$body" == ok ]] || die "lb-$alg: unexpected answer: $body"
   done
 }
 
-# run_wrk OUTFILE DURATION URL: wrk in the background so that a signal
-# reaches the trap (and stops wrk) at once rather than after the run.
-run_wrk() {
-  local out=$1 duration=$2 url=$3
-  wrk --latency -t "$THREADS" -c "$CONNECTIONS" -d "$duration" "$url" >"$out" 2>&1 &
+# Requests each target of upstream lb-ALG has served so far, "a b" (from
+# the data plane's /upstreams), or "- -" when that is not available.
+lb_counts() {
+  curl -sf --max-time 2 "http://127.0.0.1:$STATUS_PORT/upstreams" 2>/dev/null |
+    python3 -c 'import json, sys
+try:
+    for u in json.load(sys.stdin)["upstreams"]:
+        if u["name"] == sys.argv[1]:
+            print(" ".join(str(t["requests"]) for t in u["targets"]))
+            break
+    else:
+        print("- -")
+except Exception:
+    print("- -")' "lb-$1" 2>/dev/null || echo "- -"
+}
+
+# run_load MODE OUTFILE DURATION URL CONCURRENCY [HEADER]: the load tool in
+# the background so that a signal reaches the trap (and stops it) at once
+# rather than after the run. wrk for HTTP/1.1 (its --latency percentiles);
+# h2load for HTTP/2, with a per-request log (OUTFILE.log) for percentiles.
+run_load() {
+  local mode=$1 out=$2 duration=$3 url=$4 conc=$5 header=${6:-}
+  local threads=$((THREADS < conc ? THREADS : conc)) tool
+  case "$mode" in
+    http | https)
+      tool=(wrk --latency -t "$threads" -c "$conc" -d "${duration}s")
+      [[ -n "$header" ]] && tool+=(-H "$header")
+      ;;
+    h2 | h2c)
+      local streams=$((H2_STREAMS < conc ? H2_STREAMS : conc))
+      local conns=$(((conc + streams - 1) / streams))
+      threads=$((THREADS < conns ? THREADS : conns))
+      tool=(h2load -D "${duration}s" -c "$conns" -m "$streams" -t "$threads" --log-file="$out.log")
+      if [[ "$mode" == h2 ]]; then
+        [[ "$url" =~ ^https://localhost:([0-9]+)/ ]] || die "unexpected URL $url"
+        tool+=(--connect-to="127.0.0.1:${BASH_REMATCH[1]}")
+      fi
+      [[ -n "$header" ]] && tool+=(-H "$header")
+      ;;
+  esac
+  "${PIN_LOAD[@]}" "${tool[@]}" "$url" >"$out" 2>&1 &
   WRK_PID=$!
   local rc=0
   wait "$WRK_PID" || rc=$?
   WRK_PID=""
-  ((rc == 0)) || die "wrk against $url failed (exit $rc): $(cat "$out")"
+  ((rc == 0)) || die "${tool[0]} against $url failed (exit $rc): $(tail -n 20 "$out")"
 }
 
-# Prints "rps p99_ms requests non2xx socket_errors" from wrk --latency output.
+# Prints "rps p50_us p99_us requests non2xx errors" from wrk --latency
+# output; errors are wrk's socket errors (connect, read, write, timeout).
 parse_wrk() {
   awk '
-    function ms(v) {
-      if (v ~ /us$/) return v * 0.001
-      if (v ~ /ms$/) return v + 0
-      if (v ~ /m$/)  return v * 60000
-      if (v ~ /s$/)  return v * 1000
-      return v + 0
+    function us(v) {
+      if (v ~ /us$/) return v + 0
+      if (v ~ /ms$/) return v * 1000
+      if (v ~ /m$/)  return v * 60000000
+      if (v ~ /s$/)  return v * 1000000
+      return v * 1000
     }
     /Latency Distribution/   { dist = 1 }
-    dist && $1 == "99%"      { p99 = ms($2); dist = 0 }
+    dist && $1 == "50%"      { p50 = us($2) }
+    dist && $1 == "99%"      { p99 = us($2); dist = 0 }
     / requests in /          { total = $1 }
     /^Requests\/sec:/        { rps = $2 }
     /Non-2xx or 3xx/         { non2xx = $NF }
@@ -441,41 +745,135 @@ parse_wrk() {
       sockerr = $4 + $6 + $8 + $10
     }
     END {
-      if (rps == "" || p99 == "") exit 1
-      printf "%s %.3f %d %d %d\n", rps, p99, total, non2xx, sockerr
+      if (rps == "" || p50 == "" || p99 == "") exit 1
+      printf "%s %.1f %.1f %d %d %d\n", rps, p50, p99, total, non2xx, sockerr
     }' "$1"
 }
 
+# The same from h2load's summary and its --log-file (columns: start time,
+# status, microseconds until the end of the response; -1 = failed stream).
+# errors: failed + errored + timed out requests.
+parse_h2load() {
+  python3 - "$1" "$1.log" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", text)
+req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                r"(\d+) failed, (\d+) errored, (\d+) timeout", text)
+codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+if not (rps and req and codes):
+    sys.exit(1)
+times = []
+non2xx = 0
+for line in open(sys.argv[2]):
+    cols = line.split("\t")
+    if len(cols) < 3:
+        continue
+    times.append(int(cols[2]))
+times.sort()
+if not times:
+    sys.exit(1)
+pct = lambda p: times[min(len(times) - 1, int(p * len(times)))]
+non2xx = int(codes[2]) + int(codes[3]) + int(codes[4])
+errors = int(req[5]) + int(req[6]) + int(req[7])
+print(f"{rps[1]} {pct(0.50):.1f} {pct(0.99):.1f} {req[4]} {non2xx} {errors}")
+EOF
+}
+
 # Warm-up (connection pools, caches, CPU frequency), then ROUNDS rounds of
-# one run per target. Each round starts with the next target, so none is
-# always the one that runs first or right after another's load.
+# one run per target, per protocol and concurrency level. Each round starts
+# with the next target, so none is always the one that runs first or right
+# after another's load. Each line of results.txt: mode, concurrency,
+# target, round, rps, p50 µs, p99 µs, requests, non-2xx, errors, seconds
+# the load tool ran, proxy CPU seconds (- for direct), CPU seconds of
+# everything else on the proxy's
+# CPU (- when not pinned), requests per balancing target (- - otherwise).
 run_benchmarks() {
-  local t round out order k
-  case "$WARMUP" in
-    "" | 0 | 0s) ;;
-    *)
-      for t in "${TARGETS[@]}"; do
-        log "warm-up: $t ($WARMUP)"
-        run_wrk "$WORK/warmup-$t.txt" "$WARMUP" "$(target_url "$t")"
-      done
-      ;;
-  esac
+  local mode conc t round out order k targets parsed header pid before after cpu split
+  local busy_before busy_after other started ended wall url
+  local duration warmup
+  duration=$(seconds_of "$DURATION")
+  case "$WARMUP" in "" | 0 | 0s) warmup=0 ;; *) warmup=$(seconds_of "$WARMUP") ;; esac
   : >"$WORK/results.txt"
-  for ((round = 1; round <= ROUNDS; round++)); do
-    k=$(((round - 1) % ${#TARGETS[@]}))
-    order=("${TARGETS[@]:k}" "${TARGETS[@]:0:k}")
-    for t in "${order[@]}"; do
-      log "round $round/$ROUNDS: $t"
-      out="$WORK/wrk-$t-$round.txt"
-      run_wrk "$out" "$DURATION" "$(target_url "$t")"
-      local parsed
-      parsed=$(parse_wrk "$out") || die "could not parse wrk output for $t: $(cat "$out")"
-      echo "$t $round $parsed" >>"$WORK/results.txt"
-      # Every run's raw output goes to stderr too, for the CI log.
-      sed 's/^/    /' "$out" >&2
-      check_alive # a proxy that crashed under load fails the run here
+  for mode in $MODES; do
+    targets=("${TARGETS[@]}")
+    if [[ "$mode" == http ]]; then
+      for k in $ALGORITHMS; do targets+=("lb-$k"); done
+    fi
+    for conc in $CONCURRENCY; do
+      if [[ "$warmup" != 0 ]]; then
+        for t in "${targets[@]}"; do
+          header=""
+          [[ "$t" == lb-* ]] && header=$HASH_HEADER
+          log "$mode c$conc warm-up: $t (${warmup}s)"
+          run_load "$mode" "$WORK/warmup-$mode-$conc-$t.txt" "$warmup" "$(target_url "$mode" "$t")" "$conc" "$header"
+        done
+      fi
+      for ((round = 1; round <= ROUNDS; round++)); do
+        k=$(((round - 1) % ${#targets[@]}))
+        order=("${targets[@]:k}" "${targets[@]:0:k}")
+        for t in "${order[@]}"; do
+          log "$mode c$conc round $round/$ROUNDS: $t"
+          out="$WORK/run-$mode-$conc-$t-$round.txt"
+          header=""
+          [[ "$t" == lb-* ]] && header=$HASH_HEADER
+          split="- -"
+          [[ "$t" == lb-* ]] && split=$(lb_counts "${t#lb-}")
+          pid=""
+          before=0 after=0
+          if pid=$(proxy_pid "$t"); then before=$(proc_cpu_ticks "$pid"); fi
+          url=$(target_url "$mode" "$t")
+          # The reads around the run are kept tight: the CPU's busy time
+          # is compared with the wall time between them.
+          [[ -n "$PROXY_CPU" ]] && busy_before=$(cpu_busy_ticks "$PROXY_CPU")
+          started=${EPOCHREALTIME/./}
+          run_load "$mode" "$out" "$duration" "$url" "$conc" "$header"
+          [[ -n "$PROXY_CPU" ]] && busy_after=$(cpu_busy_ticks "$PROXY_CPU")
+          ended=${EPOCHREALTIME/./}
+          wall=$(python3 -c "print(($ended - $started) / 1e6)")
+          cpu=- other=-
+          if [[ -n "$pid" ]]; then
+            after=$(proc_cpu_ticks "$pid")
+            cpu=$(python3 -c "print(($after - $before) / $CLK_TCK)")
+          fi
+          if [[ -n "$PROXY_CPU" ]]; then
+            other=$(python3 -c "print(max(0, ($busy_after - $busy_before) - ($after - $before)) / $CLK_TCK)")
+          fi
+          if [[ "$t" == lb-* && "$split" != "- -" ]]; then
+            local a1 b1 a2 b2
+            read -r a1 b1 <<<"$split"
+            read -r a2 b2 <<<"$(lb_counts "${t#lb-}")"
+            if [[ "$a2" =~ ^[0-9]+$ && "$b2" =~ ^[0-9]+$ ]]; then
+              split="$((a2 - a1)) $((b2 - b1))"
+            else
+              split="- -"
+            fi
+          fi
+          case "$mode" in
+            http | https) parsed=$(parse_wrk "$out") ;;
+            *) parsed=$(parse_h2load "$out") ;;
+          esac || die "could not parse the load tool's output for $t ($mode): $(cat "$out")"
+          [[ "$BENCH_KEEP_TMP" == 1 ]] || rm -f "$out.log" # h2load's per-request log
+          echo "$mode $conc $t $round $parsed $wall $cpu $other $split" >>"$WORK/results.txt"
+          # Every run's raw output goes to stderr too, for the CI log.
+          sed 's/^/    /' "$out" >&2
+          check_alive # a proxy that crashed under load fails the run here
+        done
+      done
     done
   done
+}
+
+# Where each proxy may run, as the kernel has it, for the report.
+affinity_note() {
+  local name pid list=()
+  for name in data-plane nginx haproxy origin; do
+    pid=$(pid_of "$name") || continue
+    list+=("$name $(taskset -pc "$pid" 2>/dev/null | awk -F': ' '{ print $2 }')")
+  done
+  local joined
+  joined=$(printf '%s, ' "${list[@]}")
+  echo "${joined%, }"
 }
 
 machine_summary() {
@@ -485,61 +883,151 @@ machine_summary() {
   if [[ "$commit" != unknown ]] && ! git -C "$REPO_ROOT" diff --quiet HEAD -- 2>/dev/null; then
     commit="$commit (with uncommitted changes)"
   fi
+  # A binary built elsewhere (TURNPIKE_BIN) may not be this tree's.
+  [[ -n "${TURNPIKE_COMMIT:-}" ]] && commit="$TURNPIKE_COMMIT (as given by TURNPIKE_COMMIT)"
   local cmd="bench/proxy.sh${ORIGINAL_ARGS[*]:+ ${ORIGINAL_ARGS[*]}}"
-  ((SMOKE)) || cmd="DURATION=$DURATION CONNECTIONS=$CONNECTIONS THREADS=$THREADS WARMUP=$WARMUP ROUNDS=$ROUNDS $cmd"
+  ((SMOKE)) || cmd="DURATION=$DURATION CONCURRENCY=\"$CONCURRENCY\" THREADS=$THREADS WARMUP=$WARMUP ROUNDS=$ROUNDS${ALGORITHMS:+ ALGORITHMS=\"$ALGORITHMS\"} $cmd"
   cat <<EOF
-# Proxy benchmark: direct vs turnpike vs nginx$( ((SMOKE)) && echo " (smoke mode: not a measurement)")
+# Proxy benchmark: direct vs turnpike vs nginx vs HAProxy$( ((SMOKE)) && echo " (smoke mode: not a measurement)")
 
 - command: \`$cmd\`
-- wrk: \`wrk --latency -t $THREADS -c $CONNECTIONS -d $DURATION <url>\`, warm-up $WARMUP per target, $ROUNDS interleaved round(s), median of the rounds shown
+- load: protocols $MODES; concurrency $CONCURRENCY; $DURATION per run, warm-up $WARMUP per target and level, $ROUNDS interleaved round(s), medians of the rounds shown; $THREADS load-tool thread(s) (fewer when fewer connections); HTTP/2: $H2_STREAMS stream(s) per connection
 - date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
-- machine: $(nproc) CPU(s), ${cpu:-unknown CPU}, $(uname -sr)
+- machine: $(nproc) CPU(s), ${cpu:-unknown CPU}, $(uname -sr); load average at start ${LOADAVG_START}, at end $(cut -d' ' -f1-3 /proc/loadavg)
+- pinning: $PIN_NOTE; affinity as run: $AFFINITY
 - turnpike: commit $commit, \`$TURNPIKE\` ($PROFILE_NOTE), data plane with 1 worker thread, config version $TURNPIKE_CONFIG_VERSION
-- nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), 1 worker process, upstream keepalive 256
-- wrk: $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }'); load generator, proxies and origin share the same cores
+- nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), 1 worker process, upstream keepalive 256 (a second nginx, 1 worker, is the origin)
+- haproxy: $(haproxy -v 2>/dev/null | head -n 1 | awk '{ print $3 }'), nbthread 1
+- load tools: wrk $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }')$(command -v h2load >/dev/null && echo ", $(h2load --version 2>/dev/null | awk '{ print $2 }')"); TLS: $(openssl version | awk '{ print $1, $2 }'), ECDSA P-256 certificate
+- proxy CPU: utime + stime of the proxy's processes (/proc/<pid>/stat, CLK_TCK $CLK_TCK) over each run; "requests per CPU-second" = requests completed / that time; "proxy CPU (cores)" = that time / the run's wall time; "other load on the proxy's CPU": that CPU's busy time in /proc/stat over the run less the proxy's, per second (anything else that ran there: 0 on a quiet machine; n/a when not pinned)
 
 EOF
 }
 
-# Prints the markdown table (medians per target) and checks the results:
-# exits 1 when a target served nothing or any request failed.
+# Prints the markdown tables (medians per cell) and checks the results:
+# exits 1 when a target served nothing or any request failed, or with
+# FAIL_ON_TARGETS=1 when a target of the proxy-core issue is missed.
 report() {
-  python3 - "$WORK/results.txt" <<'EOF'
+  python3 - "$WORK/results.txt" "$DURATION" "$FAIL_ON_TARGETS" "$SMOKE" <<'EOF'
 import statistics, sys
 runs = {}
+modes, concs, targets = [], [], []
 for line in open(sys.argv[1]):
-    target, _round, rps, p99, total, non2xx, sockerr = line.split()
-    runs.setdefault(target, []).append((float(rps), float(p99), int(total), int(non2xx), int(sockerr)))
+    mode, conc, target, _round, rps, p50, p99, total, non2xx, errors, wall, cpu, other, sa, sb = line.split()
+    conc = int(conc)
+    for lst, v in ((modes, mode), (concs, conc), (targets, target)):
+        if v not in lst:
+            lst.append(v)
+    runs.setdefault((mode, conc, target), []).append(dict(
+        rps=float(rps), p50=float(p50), p99=float(p99), total=int(total),
+        non2xx=int(non2xx), errors=int(errors),
+        cpu=None if cpu == "-" else float(cpu),
+        cores=None if cpu == "-" else float(cpu) / float(wall),
+        other=None if other == "-" else float(other) / float(wall),
+        per_cpu=None if cpu == "-" or float(cpu) <= 0 else int(total) / float(cpu),
+        split=None if sa == "-" else (int(sa), int(sb))))
+fail_on_targets = sys.argv[3] == "1"
+smoke = sys.argv[4] == "1"
+concs.sort()
 
-def med(target, i):
-    return statistics.median(r[i] for r in runs[target])
+def med(key, field):
+    vals = [r[field] for r in runs.get(key, []) if r[field] is not None]
+    return statistics.median(vals) if vals else None
 
-def errors(target):
-    return sum(r[3] for r in runs[target]), sum(r[4] for r in runs[target])
+def lat(us):
+    return f"{us:.0f} µs" if us < 1000 else f"{us / 1000:.2f} ms"
 
-nginx_rps = med("nginx", 0)
-print("| target | requests/s | p99 | vs nginx (requests/s) | non-2xx | socket errors |")
-print("|---|---:|---:|---:|---:|---:|")
-for target in ("direct", "turnpike", "nginx"):
-    rps, p99 = med(target, 0), med(target, 1)
-    ratio = f"{rps / nginx_rps:.2f}x" if nginx_rps else "n/a"
-    non2xx, sockerr = errors(target)
-    print(f"| {target} | {rps:,.0f} | {p99:.2f} ms | {ratio} | {non2xx} | {sockerr} |")
-direct_rps = med("direct", 0)
-if direct_rps:
-    print(f"\nturnpike / direct (requests/s): {med('turnpike', 0) / direct_rps:.2f}x")
+def num(v):
+    return "n/a" if v is None else f"{v:,.0f}"
+
+def ratio(a, b):
+    return "n/a" if a is None or not b else f"{a / b:.2f}x"
+
+titles = {"http": "HTTP/1.1 (wrk)", "https": "HTTP/1.1 over TLS (wrk)",
+          "h2": "HTTP/2 over TLS (h2load)", "h2c": "HTTP/2 cleartext (h2load)"}
+main_targets = [t for t in ("direct", "turnpike", "nginx", "haproxy") if t in targets]
+algs = [t for t in targets if t.startswith("lb-")]
+verdicts = []
+for mode in modes:
+    print(f"## {titles.get(mode, mode)}\n")
+    print("| c | target | requests/s | p50 | p99 | proxy CPU (cores) | other load on the proxy's CPU (cores) "
+          "| requests per proxy-CPU-second | vs nginx: requests/s | vs nginx: per CPU-second | non-2xx | errors |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c in concs:
+        n_rps, n_cpu = med((mode, c, "nginx"), "rps"), med((mode, c, "nginx"), "per_cpu")
+        for t in main_targets:
+            key = (mode, c, t)
+            if key not in runs:
+                continue
+            rps, per_cpu = med(key, "rps"), med(key, "per_cpu")
+            cores, other = med(key, "cores"), med(key, "other")
+            cores = "n/a" if cores is None else f"{cores:.2f}"
+            other = "n/a" if other is None else f"{other:.2f}"
+            non2xx = sum(r["non2xx"] for r in runs[key])
+            errors = sum(r["errors"] for r in runs[key])
+            print(f"| {c} | {t} | {rps:,.0f} | {lat(med(key, 'p50'))} | {lat(med(key, 'p99'))} | {cores} | {other} "
+                  f"| {num(per_cpu)} | {ratio(rps, n_rps)} | {ratio(per_cpu, n_cpu)} | {non2xx} | {errors} |")
+    print()
+    # The proxy-core issue's targets, for turnpike.
+    lines = []
+    for c in (50, 200):
+        t, n = med((mode, c, "turnpike"), "per_cpu"), med((mode, c, "nginx"), "per_cpu")
+        if t is not None and n:
+            ok = t >= n
+            verdicts.append(ok)
+            lines.append(f"- requests per proxy-CPU-second at c{c} ≥ 1.0x nginx: "
+                         f"{t / n:.2f}x, {'met' if ok else 'not met'}")
+    p99 = med((mode, 1, "turnpike"), "p99")
+    if p99 is not None:
+        ok = p99 <= 250
+        verdicts.append(ok)
+        lines.append(f"- c1 p99 ≤ 250 µs: {lat(p99)}, {'met' if ok else 'not met'}")
+    if lines:
+        print("Targets (turnpike" + (", smoke mode: meaningless" if smoke else "") + "):\n")
+        print("\n".join(lines) + "\n")
+    if mode == "http" and algs:
+        print("### Balancing algorithms (turnpike, two targets, HTTP/1.1)\n")
+        print("| c | algorithm | requests/s | p99 | requests per proxy-CPU-second | vs round_robin: requests/s "
+              "| vs round_robin: per CPU-second | per CPU-second within 5% | share of the first target "
+              "| non-2xx | errors |")
+        print("|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
+        for c in concs:
+            base = (mode, c, "lb-round_robin")
+            b_rps, b_cpu = med(base, "rps"), med(base, "per_cpu")
+            for t in algs:
+                key = (mode, c, t)
+                if key not in runs:
+                    continue
+                rps, per_cpu = med(key, "rps"), med(key, "per_cpu")
+                within = "n/a"
+                # Judged on the cost (requests per CPU-second): requests/s
+                # also moves with whatever else shares the proxy's CPU.
+                if t != "lb-round_robin" and b_cpu and per_cpu:
+                    within = "yes" if per_cpu / b_cpu >= 0.95 else "no"
+                splits = [r["split"] for r in runs[key] if r["split"] and sum(r["split"])]
+                share = "n/a" if not splits else \
+                    f"{100 * sum(s[0] for s in splits) / sum(sum(s) for s in splits):.0f}%"
+                non2xx = sum(r["non2xx"] for r in runs[key])
+                errors = sum(r["errors"] for r in runs[key])
+                print(f"| {c} | {t[3:]} | {rps:,.0f} | {lat(med(key, 'p99'))} | {num(per_cpu)} "
+                      f"| {ratio(rps, b_rps)} | {ratio(per_cpu, b_cpu)} | {within} | {share} | {non2xx} | {errors} |")
+        print()
 
 failures = []
-for target in runs:
-    if any(r[0] <= 0 or r[2] == 0 for r in runs[target]):
-        failures.append(f"{target}: a run completed zero requests")
-    non2xx, sockerr = errors(target)
+for (mode, c, target), rs in runs.items():
+    where = f"{target} ({mode}, c{c})"
+    if any(r["rps"] <= 0 or r["total"] == 0 for r in rs):
+        failures.append(f"{where}: a run completed zero requests")
+    non2xx = sum(r["non2xx"] for r in rs)
+    errors = sum(r["errors"] for r in rs)
     if non2xx:
-        failures.append(f"{target}: {non2xx} non-2xx/3xx responses")
-    if sockerr:
-        failures.append(f"{target}: {sockerr} socket errors (connect/read/write/timeout)")
+        failures.append(f"{where}: {non2xx} non-2xx responses")
+    if errors:
+        failures.append(f"{where}: {errors} socket errors or failed requests")
+if fail_on_targets and not all(verdicts):
+    failures.append("a performance target was missed (FAIL_ON_TARGETS=1)")
 if failures:
-    print("\nFAILED:\n" + "\n".join(f"- {f}" for f in failures))
+    print("FAILED:\n" + "\n".join(f"- {f}" for f in failures))
     sys.exit(1)
 EOF
 }
@@ -563,33 +1051,56 @@ main() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
 
+  local mode
+  for mode in $MODES; do
+    case "$mode" in http | https | h2 | h2c) ;; *) die "unknown mode '$mode' in MODES" ;; esac
+  done
+  [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number"
+  for mode in $CONCURRENCY; do
+    [[ "$mode" =~ ^[1-9][0-9]*$ ]] || die "CONCURRENCY must list positive numbers, not '$mode'"
+  done
+  seconds_of "$DURATION" >/dev/null
+
   ensure_command python3 python3
   ensure_command curl curl
   ensure_command psql postgresql-client
+  ensure_command pgrep procps
+  ensure_command openssl openssl
   ensure_command nginx nginx-light nginx
+  ensure_command haproxy haproxy
   ensure_command wrk wrk
+  if [[ " $MODES " == *" h2"* ]]; then ensure_command h2load nghttp2-client; fi
   resolve_turnpike
+  choose_pinning
+  CLK_TCK=$(getconf CLK_TCK)
+  LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
   ADMIN_TOKEN="bench-admin-$(random_hex 16)"
   CLUSTER_TOKEN="bench-cluster-$(random_hex 16)"
   DB_NAME="turnpike_bench_$(random_hex 4)" # fresh per run: no state from earlier runs
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/turnpike-bench.XXXXXX")
-  read -r ORIGIN_PORT ADMIN_PORT CLUSTER_PORT PROXY_PORT STATUS_PORT NGINX_PORT <<<"$(free_ports 6)"
+  read -r ORIGIN_PORT ORIGIN2_PORT ORIGIN_TLS_PORT ORIGIN_H2C_PORT ADMIN_PORT CLUSTER_PORT \
+    PROXY_PORT PROXY_TLS_PORT STATUS_PORT NGINX_PORT NGINX_TLS_PORT NGINX_H2C_PORT \
+    HAPROXY_PORT HAPROXY_TLS_PORT HAPROXY_H2C_PORT <<<"$(free_ports 15)"
 
   psql_admin -c 'SELECT 1' >/dev/null 2>&1 ||
     die "Postgres is not reachable at $BENCH_PG (trust auth expected; set BENCH_PG)"
 
-  log "origin on :$ORIGIN_PORT"
+  make_certificate
+  log "origin (nginx) on :$ORIGIN_PORT and :$ORIGIN2_PORT, TLS :$ORIGIN_TLS_PORT, h2c :$ORIGIN_H2C_PORT"
   start_origin
   log "control plane on :$ADMIN_PORT (admin) and :$CLUSTER_PORT (cluster), database $DB_NAME"
   start_control_plane
-  log "data plane on :$PROXY_PORT (proxy) and :$STATUS_PORT (status)"
+  log "data plane on :$PROXY_PORT (proxy), :$PROXY_TLS_PORT (TLS) and :$STATUS_PORT (status)"
   start_data_plane
   log "configuring turnpike through the admin API"
   configure_turnpike
-  log "nginx on :$NGINX_PORT"
-  start_nginx
+  log "nginx on :$NGINX_PORT, TLS :$NGINX_TLS_PORT, h2c :$NGINX_H2C_PORT"
+  start_nginx_proxy
+  log "haproxy on :$HAPROXY_PORT, TLS :$HAPROXY_TLS_PORT, h2c :$HAPROXY_H2C_PORT"
+  start_haproxy
   check_targets
+  AFFINITY=$(affinity_note)
 
   run_benchmarks
 
