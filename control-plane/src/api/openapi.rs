@@ -17,7 +17,7 @@ use utoipa::openapi::{ComponentsBuilder, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
 use super::admin::{CreatedToken, NewToken, Role};
-use super::cluster_view::{DataPlaneView, DataPlanes};
+use super::cluster_view::{DataPlaneStats, DataPlaneView, DataPlanes};
 use crate::store::{AuditEntry, SnapshotBuild, TokenInfo, VersionInfo};
 
 mod paths;
@@ -65,6 +65,7 @@ pub fn document() -> Value {
         schema::<VersionInfo>(),
         schema::<SnapshotBuild>(),
         schema::<DataPlaneView>(),
+        schema::<DataPlaneStats>(),
         schema::<DataPlanes>(),
         schema::<TokenInfo>(),
         schema::<NewToken>(),

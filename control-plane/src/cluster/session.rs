@@ -1,5 +1,5 @@
-//! One data plane's stream: send it every new version, record its ACKs and
-//! NACKs, and mark it disconnected when the stream ends.
+//! One data plane's stream: send it every new version, record its ACKs,
+//! NACKs and traffic reports, and mark it disconnected when the stream ends.
 //!
 //! One config message is in flight at a time. The next goes out when the
 //! data plane has answered, and it is the newest version (versions
@@ -163,7 +163,7 @@ impl Session {
     async fn handle(&mut self, msg: proto::DataPlaneMessage) {
         let store = &self.service.state.store;
         // The data plane answers every config message in order, and one is
-        // in flight at a time, so any answer is the answer to it.
+        // in flight at a time, so any answer (ACK or NACK) is the answer to it.
         let result = match msg.message {
             Some(Up::Ack(a)) => {
                 tracing::debug!(node_id = %self.node_id, version = a.version, "ack");
@@ -191,6 +191,11 @@ impl Session {
                     _ => self.refused = self.refused.max(n.version),
                 }
                 store.dp_nack(self.id, n.version, &n.error).await
+            }
+            // Not an answer: the in-flight version is untouched.
+            Some(Up::Stats(s)) => {
+                tracing::trace!(node_id = %self.node_id, requests = s.requests, errors = s.errors, p99_ms = s.p99_ms, "stats");
+                store.dp_stats(self.id, &s).await
             }
             Some(Up::Hello(_)) | None => {
                 tracing::warn!(node_id = %self.node_id, "unexpected message on an open stream; ignored");

@@ -1,11 +1,14 @@
 //! The fleet table: one row per data plane, written by the cluster service
-//! as streams open, ACK, NACK and close.
+//! as streams open, ACK, NACK and close, and with the traffic counters
+//! each data plane reports.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
+use turnpike_proto as proto;
 use uuid::Uuid;
 
 use super::Store;
@@ -30,6 +33,45 @@ pub struct DataPlaneRow {
     pub last_error: Option<String>,
     pub last_error_version: Option<i64>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// Its last traffic report and when it arrived; `None` before the first.
+    pub stats: Option<Json<ReportedStats>>,
+    pub stats_at: Option<DateTime<Utc>>,
+}
+
+/// A data plane's last `Stats` message as `data_planes.stats` keeps it.
+/// Missing fields read as 0, so rows written by another version still read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReportedStats {
+    /// Answers since the data plane started.
+    pub requests: u64,
+    /// Of those, 5xx.
+    pub errors: u64,
+    /// Answers and 5xx answers in the last interval.
+    pub interval_requests: u64,
+    pub interval_errors: u64,
+    /// p99 over the last interval (a latency bucket's bound), 0 when no
+    /// request ended in it.
+    pub p99_ms: f64,
+    pub interval_ms: u64,
+}
+
+impl From<&proto::Stats> for ReportedStats {
+    fn from(s: &proto::Stats) -> Self {
+        ReportedStats {
+            requests: s.requests,
+            errors: s.errors,
+            interval_requests: s.interval_requests,
+            interval_errors: s.interval_errors,
+            // JSON has no NaN or infinity.
+            p99_ms: if s.p99_ms.is_finite() && s.p99_ms > 0.0 {
+                s.p99_ms
+            } else {
+                0.0
+            },
+            interval_ms: s.interval_ms,
+        }
+    }
 }
 
 /// A data plane's state as the fleet view and `/metrics` show it.
@@ -140,6 +182,20 @@ impl Store {
         Ok(())
     }
 
+    /// Records a traffic report (one UPDATE per report); it also shows the
+    /// data plane alive.
+    pub async fn dp_stats(&self, session: Uuid, stats: &proto::Stats) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE data_planes SET stats = $2, stats_at = now(), last_seen = now()
+             WHERE session_id = $1",
+        )
+        .bind(session)
+        .bind(Json(ReportedStats::from(stats)))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Marks a stream closed, unless a newer stream of the same node already
     /// took its place.
     pub async fn dp_disconnect(&self, session: Uuid) -> Result<(), Error> {
@@ -168,7 +224,7 @@ impl Store {
             "SELECT node_id, hostname, software_version, labels,
                  connected AND last_seen > now() - make_interval(secs => $1) AS connected,
                  connected_at, last_seen, config_version, config_hash,
-                 last_error, last_error_version, last_error_at
+                 last_error, last_error_version, last_error_at, stats, stats_at
              FROM data_planes ORDER BY node_id",
         )
         .bind(STALE_AFTER_SECS)

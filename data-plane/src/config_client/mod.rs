@@ -1,11 +1,13 @@
 //! The config stream client: connects to a control plane, says Hello with
 //! the version it holds (and that it understands deltas), applies each
 //! snapshot or delta (`delta`) (validate → compile → one `ArcSwap::store`)
-//! and ACKs it, or NACKs and keeps the previous one.
+//! and ACKs it, or NACKs and keeps the previous one. Every few seconds it
+//! also sends its traffic counters (`report`) for the fleet view.
 //! Reconnects with capped, jittered exponential backoff, cycling through the
 //! control-plane addresses, while the proxy keeps serving what it has.
 
 mod delta;
+mod report;
 mod tls;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::compile::Compiled;
 use crate::{Error, Shared};
 
 pub use delta::{Applied, ConfigStats};
+pub use report::{STATS_INTERVAL, STATS_INTERVAL_ENV};
 pub use tls::ClusterTls;
 pub use turnpike_model::backoff::Backoff;
 
@@ -46,11 +49,13 @@ pub async fn run(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let mut attempt = 0usize;
+    // Outlives sessions: the totals count from the start of the process.
+    let mut reporter = (report::Reporter::new(), report::interval());
     loop {
         let url = &settings.control_planes[attempt % settings.control_planes.len()];
         attempt += 1;
         let outcome = tokio::select! {
-            r = session(&shared, url, &settings) => r,
+            r = session(&shared, url, &settings, &mut reporter) => r,
             _ = crate::stopped(&mut shutdown) => return,
         };
         shared.connected.store(false, Ordering::Relaxed);
@@ -77,11 +82,13 @@ pub async fn run(
 }
 
 /// One connection. Returns whether any message arrived (a healthy session
-/// resets the backoff).
+/// resets the backoff). Sends the traffic counters every `interval` once
+/// the Hello is out.
 async fn session(
     shared: &Shared,
     url: &str,
     settings: &ClientSettings,
+    (reporter, interval): &mut (report::Reporter, Duration),
 ) -> Result<bool, (bool, Error)> {
     let token = &settings.cluster_token;
     let mut received = false;
@@ -126,16 +133,31 @@ async fn session(
         shared.connected.store(true, Ordering::Relaxed);
         shared.cache.control_plane_connected();
         tracing::info!(control_plane = %url, "connected to control plane");
-        while let Some(msg) = inbound.message().await? {
-            received = true;
-            let reply = match msg.message {
-                Some(proto::control_plane_message::Message::Snapshot(s)) => apply(shared, s).await,
-                Some(proto::control_plane_message::Message::Delta(d)) => {
-                    delta::apply(shared, d).await
+        let every = *interval;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = inbound.message() => {
+                    let Some(msg) = msg? else { break };
+                    received = true;
+                    let reply = match msg.message {
+                        Some(proto::control_plane_message::Message::Snapshot(s)) => {
+                            apply(shared, s).await
+                        }
+                        Some(proto::control_plane_message::Message::Delta(d)) => {
+                            delta::apply(shared, d).await
+                        }
+                        None => continue,
+                    };
+                    send(&tx, reply).await?;
                 }
-                None => continue,
-            };
-            send(&tx, reply).await?;
+                _ = ticker.tick() => {
+                    let stats = reporter.report(&shared.config.load());
+                    tracing::debug!(requests = stats.requests, errors = stats.errors, p99_ms = stats.p99_ms, "sending stats");
+                    send(&tx, proto::data_plane_message::Message::Stats(stats)).await?;
+                }
+            }
         }
         Ok::<(), Error>(())
     }
