@@ -78,6 +78,25 @@ async fn upstream_and_route_crud_bumps_versions_and_publishes(pool: PgPool) {
     assert_eq!(patch.status, StatusCode::OK, "{}", patch.body);
     assert_eq!(patch.body["priority"], 5);
     assert_eq!(patch.body["paths"][0], "/users", "untouched fields kept");
+    // `null` removes a field (it takes its default); for a field the entity
+    // does not have, it is refused like any unknown field.
+    let cleared = api
+        .call(
+            Method::PATCH,
+            "/api/v1/upstreams/users",
+            Some(json!({"tls": null, "retries": null})),
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
+    assert_eq!(cleared.body["retries"], 1);
+    let unknown = api
+        .call(
+            Method::PATCH,
+            "/api/v1/upstreams/users",
+            Some(json!({"nope": null})),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.body);
 
     // The referenced upstream cannot go; the route can, then the upstream.
     let blocked = api

@@ -22,7 +22,7 @@ pub const VERSION_HEADER: &str = "x-turnpike-config-version";
 
 /// What the admin API adds to a stored spec: canonical form, validation,
 /// the resolution of references, and how the object is shown.
-pub trait ApiEntity: EntitySpec + Clone {
+pub trait ApiEntity: EntitySpec + Clone + utoipa::PartialSchema {
     /// Fields the API shows but derives itself: accepted back in a body and
     /// ignored, like `created_at`.
     const DERIVED: &'static [&'static str] = &[];
@@ -260,6 +260,7 @@ pub async fn patch<S: ApiEntity>(
     let mut tx = state.store.begin_write().await?;
     let existing = tx.get_for_update::<S>(&key).await?;
     take_id(&mut body, Some(existing.id), S::DERIVED)?;
+    refuse_unknown_removals::<S>(&body)?;
     let mut merged =
         serde_json::to_value(&existing.spec).map_err(|e| Error::Internal(e.to_string()))?;
     merge_patch(&mut merged, Value::Object(body));
@@ -300,6 +301,21 @@ pub async fn delete<S: ApiEntity>(
     let mut resp = StatusCode::NO_CONTENT.into_response();
     insert_version(resp.headers_mut(), version);
     Ok(resp)
+}
+
+/// A `null` for a field the entity does not have would vanish in the merge
+/// and pass unnoticed; like any unknown field, it is refused.
+fn refuse_unknown_removals<S: ApiEntity>(
+    body: &serde_json::Map<String, Value>,
+) -> Result<(), Error> {
+    let schema = serde_json::to_value(S::schema()).unwrap_or_default();
+    let known = schema["properties"].as_object();
+    for (k, v) in body {
+        if v.is_null() && !known.is_some_and(|p| p.contains_key(k)) {
+            return Err(Error::field(k.as_str(), "unknown field"));
+        }
+    }
+    Ok(())
 }
 
 /// RFC 7396: objects merge key by key, `null` removes, anything else

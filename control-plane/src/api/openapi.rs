@@ -238,9 +238,18 @@ fn patch_schema(schemas: &mut Value, name: &str) -> String {
 
 /// The component a property refers to, directly or through `allOf`.
 fn referenced(prop: &Value) -> Option<String> {
+    // A plain reference, an `allOf` wrapper, or an `Option`'s
+    // `oneOf: [null, {$ref}]`.
+    let in_list = |key: &str| {
+        prop[key]
+            .as_array()
+            .and_then(|v| v.iter().find_map(|s| s["$ref"].as_str()))
+    };
     let r = prop["$ref"]
         .as_str()
-        .or_else(|| prop["allOf"][0]["$ref"].as_str())?;
+        .or_else(|| prop["allOf"][0]["$ref"].as_str())
+        .or_else(|| in_list("oneOf"))
+        .or_else(|| in_list("anyOf"))?;
     r.strip_prefix("#/components/schemas/").map(str::to_owned)
 }
 
