@@ -44,6 +44,10 @@ pub enum Error {
     /// its way through the upstream client, unwrapped by `classify`.
     #[error("reading the request body failed")]
     BodyRead(#[source] hyper::Error),
+    /// A policy must rewrite the request body, but the body is compressed
+    /// (`Content-Encoding` other than identity).
+    #[error("a request body with Content-Encoding {0} cannot be rewritten: send it uncompressed")]
+    EncodedBody(String),
     /// A policy answered instead of the upstream (401, 403, 429...).
     #[error("{}", .0.message)]
     Rejected(Box<crate::policy::Rejection>),
@@ -67,6 +71,11 @@ pub enum Error {
     /// WebSocket, or to another protocol.
     #[error("the upstream switched protocols wrongly: {0}")]
     UpstreamUpgrade(&'static str),
+    /// A policy must rewrite the upstream's response body, and it could
+    /// not: too large to read whole, broken off, or not what its
+    /// `Content-Type` says.
+    #[error("the upstream's response body {0}")]
+    ResponseBody(String),
     #[error("could not build the upstream request: {0}")]
     BadUpstreamRequest(String),
     #[error("config refused: {0}")]
@@ -108,12 +117,14 @@ impl Error {
             Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Error::EncodedBody(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::UnsupportedTransferEncoding => StatusCode::NOT_IMPLEMENTED,
             Error::NoTarget(_) | Error::CircuitOpen(..) => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamConnect(_)
             | Error::UpstreamProtocol(_)
             | Error::UpstreamFraming(_)
             | Error::UpstreamUpgrade(_)
+            | Error::ResponseBody(_)
             | Error::BadUpstreamRequest(_) => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Error::Config(_)

@@ -56,17 +56,32 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<serde_json::Value>,
     ) -> Result<Answer, hyper_util::client::legacy::Error> {
+        let (headers, bytes): (Vec<(&str, &str)>, Bytes) = match body {
+            Some(b) => (
+                [
+                    headers,
+                    &[(header::CONTENT_TYPE.as_str(), "application/json")],
+                ]
+                .concat(),
+                Bytes::from(b.to_string()),
+            ),
+            None => (headers.to_vec(), Bytes::new()),
+        };
+        self.send_bytes(method, url, &headers, bytes).await
+    }
+
+    /// A request with any body (headers as given, `Content-Type` included).
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        bytes: Bytes,
+    ) -> Result<Answer, hyper_util::client::legacy::Error> {
         let mut req = Request::builder().method(method).uri(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let bytes = match body {
-            Some(b) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(b.to_string())
-            }
-            None => Bytes::new(),
-        };
         let resp = self
             .client
             .request(req.body(Full::new(bytes)).expect("valid request"))

@@ -86,14 +86,15 @@ async fn a_write_through_one_control_plane_reaches_data_planes_of_another() {
     let config = cp_a.api(Method::GET, "/config", None).await.json();
     assert_eq!(dp.status().await.unwrap()["config_hash"], config["hash"]);
 
-    // A version the data plane refuses (a plugin it cannot enforce yet):
-    // its NACK shows in the fleet view, read through the other control
-    // plane, within a second of the write.
+    // A version the data plane refuses (a plugin it cannot enforce: a
+    // Redis rate limit, and it has no --redis-url): its NACK shows in the
+    // fleet view, read through the other control plane, within a second of
+    // the write.
     let plugin = cp_a
         .api(
             Method::POST,
             "/plugins",
-            Some(json!({"name": "json-xml", "config": {"request": "json_to_xml"}})),
+            Some(json!({"name": "rate-limit", "config": {"limit": 100, "policy": "redis"}})),
         )
         .await;
     assert_status(&plugin, StatusCode::CREATED);

@@ -2,8 +2,9 @@
 //! key-auth identifies the consumer (header or query, unknown keys 401,
 //! credentials hidden from the upstream when asked), the upstream learns
 //! who it is (`X-Consumer-*`, never taken from the client), and acl allows
-//! or denies by group. A plugin this data plane cannot enforce is refused
-//! (NACK), and the last good config keeps serving.
+//! or denies by group. A plugin this data plane cannot enforce (a rate
+//! limit counted in Redis, on a data plane started without `--redis-url`)
+//! is refused (NACK), and the last good config keeps serving.
 
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -148,14 +149,45 @@ async fn key_auth_and_acl() {
     assert_status(&get("/gold/c", vec![]).await, StatusCode::UNAUTHORIZED);
     assert!(up.matching("/gold/b").is_empty());
 
-    // A plugin this data plane cannot enforce yet: NACKed, and the
-    // previous version keeps serving with its policies.
+    // key-auth + acl + rate-limit on one route: 3 per minute per consumer.
+    // alice used one already; two more pass, the next is 429 with the
+    // rate-limit headers, and nothing of it reaches the upstream.
+    let limited = created(
+        &cp,
+        "/plugins",
+        json!({"name": "rate-limit", "route": "gold", "config": {"limit": 3, "per": "minute", "key": "consumer"}}),
+    )
+    .await;
+    dp.wait_for_version(limited).await;
+    for i in 0..3 {
+        let a = get(
+            &format!("/gold/rl-{i}"),
+            vec![("x-api-key", alice_key.into())],
+        )
+        .await;
+        assert_status(&a, StatusCode::OK);
+        assert_eq!(a.headers["ratelimit-limit"], "3");
+    }
+    let over = get("/gold/rl-over", vec![("x-api-key", alice_key.into())]).await;
+    assert_status(&over, StatusCode::TOO_MANY_REQUESTS);
+    assert!(over.headers.get("retry-after").is_some());
+    assert_eq!(over.headers["ratelimit-remaining"], "0");
+    assert!(up.matching("/gold/rl-over").is_empty());
+    // The limit is per consumer, and acl still comes first for bob.
+    assert_status(
+        &get("/gold/rl-bob", vec![("x-api-key", bob_key.into())]).await,
+        StatusCode::FORBIDDEN,
+    );
+
+    // A plugin this data plane cannot enforce (a Redis rate limit, and it
+    // was started without --redis-url): NACKed, and the previous version
+    // keeps serving with its policies.
     let bad = cp
         .api(
             Method::POST,
             "/plugins",
             Some(
-                json!({"name": "json-xml", "route": "open", "config": {"request": "json_to_xml"}}),
+                json!({"name": "rate-limit", "route": "open", "config": {"limit": 100, "policy": "redis"}}),
             ),
         )
         .await;
@@ -166,11 +198,11 @@ async fn key_auth_and_acl() {
         let node = &fleet["items"][0];
         node["error"]
             .as_str()
-            .is_some_and(|e| e.contains("json-xml"))
+            .is_some_and(|e| e.contains("rate-limit") && e.contains("--redis-url"))
             .then_some(())
     })
     .await;
-    assert_eq!(dp.status().await.unwrap()["config_version"], v);
-    assert!(refused > v);
+    assert_eq!(dp.status().await.unwrap()["config_version"], limited);
+    assert!(refused > limited);
     assert_status(&get("/open/after", vec![]).await, StatusCode::UNAUTHORIZED);
 }

@@ -266,7 +266,7 @@ fn probe_fn(client: Arc<UpstreamClient>, scheme: Scheme) -> ProbeFn {
             let uri = uri.map_err(|e| e.to_string())?;
             let req = http::Request::get(uri)
                 .header(http::header::USER_AGENT, "turnpike-health-check")
-                .body(http_body_util::Either::Right(http_body_util::Empty::new()))
+                .body(crate::proxy::client::empty())
                 .map_err(|e| e.to_string())?;
             let resp = client.request(req).await.map_err(|e| e.to_string())?;
             Ok(resp.status())

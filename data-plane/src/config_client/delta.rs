@@ -162,19 +162,21 @@ mod tests {
         let error = nack_error(apply(&shared, wire).await);
         assert!(error.contains("hash mismatch"), "{error}");
 
-        // A plugin this data plane cannot enforce arrives by delta.
+        // A plugin this data plane cannot enforce arrives by delta: a rate
+        // limit counted in Redis, and this data plane has no Redis.
         let mut with_plugin = next.clone();
         with_plugin.plugins.push(turnpike_model::Plugin {
             id: uuid::Uuid::now_v7(),
-            spec: serde_json::from_value(
-                serde_json::json!({"name": "json-xml", "config": {"request": "json_to_xml"}}),
-            )
+            spec: serde_json::from_value(serde_json::json!({
+                "name": "rate-limit",
+                "config": {"limit": 10, "policy": "redis"}
+            }))
             .unwrap(),
         });
         let error =
             nack_error(apply(&shared, Delta::between(&base, &with_plugin).to_proto()).await);
         assert!(
-            error.contains("plugin 'json-xml' is not supported"),
+            error.contains("plugin rate-limit") && error.contains("--redis-url"),
             "{error}"
         );
 

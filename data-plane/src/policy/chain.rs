@@ -6,7 +6,8 @@
 //! once authentication has named the consumer. Precedence for one plugin
 //! name: route and consumer > consumer > route > global.
 //!
-//! A route without plugins runs nothing and allocates nothing here.
+//! A route without plugins runs nothing and allocates nothing here; a
+//! route without a body rewrite never has its bodies read whole.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +15,9 @@ use std::sync::Arc;
 use turnpike_model::Snapshot;
 use uuid::Uuid;
 
-use super::{CompiledConsumer, Flow, Phase, Policy, Rejection, RequestCtx, ResponseCtx};
+use super::{
+    BodyRewrite, CompiledConsumer, Flow, Phase, Policy, Rejection, RequestCtx, ResponseCtx,
+};
 use crate::Error;
 
 type Entry = Arc<dyn Policy>;
@@ -34,7 +37,38 @@ pub struct CompiledPolicies {
     /// A consumer-scoped plugin looks at responses: any route may need the
     /// response phase, whatever its own chain.
     consumer_responds: bool,
+    /// Per route: whether a policy may rewrite request / response bodies
+    /// (consumer-scoped ones included).
+    bodies: Vec<Bodies>,
 }
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Bodies {
+    request: bool,
+    response: bool,
+}
+
+impl Bodies {
+    fn of(p: &Entry) -> Bodies {
+        Bodies {
+            request: p.request_body().is_some(),
+            response: p.response_body().is_some(),
+        }
+    }
+
+    fn or(self, o: Bodies) -> Bodies {
+        Bodies {
+            request: self.request || o.request,
+            response: self.response || o.response,
+        }
+    }
+}
+
+/// The request hooks' order: access (the route's own), limit, rewrite.
+const REQUEST_ORDER: [Phase; 3] = [Phase::Access, Phase::Limit, Phase::Rewrite];
+/// The response hooks' order: the response phase, then the policies of
+/// other phases that also see the answer, in the route's order.
+const RESPONSE_ORDER: [Phase; 4] = [Phase::Response, Phase::Access, Phase::Limit, Phase::Rewrite];
 
 fn order(a: &Entry, b: &Entry) -> std::cmp::Ordering {
     (a.phase(), std::cmp::Reverse(a.priority())).cmp(&(b.phase(), std::cmp::Reverse(b.priority())))
@@ -77,7 +111,7 @@ impl CompiledPolicies {
                 }
             }
         }
-        let by_route = per_route
+        let by_route: Vec<Vec<Entry>> = per_route
             .into_iter()
             .map(|mut own| {
                 for (name, p) in &global {
@@ -94,10 +128,23 @@ impl CompiledPolicies {
             scoped.sort_by_key(|s| s.route.is_none());
         }
         let consumer_responds = by_consumer.values().flatten().any(|s| s.policy.responds());
+        let consumer_bodies = by_consumer
+            .values()
+            .flatten()
+            .fold(Bodies::default(), |b, s| b.or(Bodies::of(&s.policy)));
+        let bodies = by_route
+            .iter()
+            .map(|chain| {
+                chain
+                    .iter()
+                    .fold(consumer_bodies, |b, p| b.or(Bodies::of(p)))
+            })
+            .collect();
         Ok(CompiledPolicies {
             by_route,
             by_consumer,
             consumer_responds,
+            bodies,
         })
     }
 
@@ -108,6 +155,38 @@ impl CompiledPolicies {
                 .by_route
                 .get(route)
                 .is_some_and(|c| c.iter().any(|p| p.responds()))
+    }
+
+    /// Whether a policy on the route may rewrite request bodies.
+    pub fn rewrites_request_body(&self, route: usize) -> bool {
+        self.bodies.get(route).is_some_and(|b| b.request)
+    }
+
+    /// Whether a policy on the route may rewrite response bodies.
+    pub fn rewrites_response_body(&self, route: usize) -> bool {
+        self.bodies.get(route).is_some_and(|b| b.response)
+    }
+
+    /// The request body rewrites for this route and consumer, in the
+    /// order of the request phases.
+    pub fn request_bodies<'a>(
+        &'a self,
+        route: usize,
+        consumer: Option<&CompiledConsumer>,
+    ) -> impl Iterator<Item = &'a dyn BodyRewrite> + 'a {
+        self.ordered(route, consumer, &REQUEST_ORDER)
+            .filter_map(|p| p.request_body())
+    }
+
+    /// The response body rewrites for this route and consumer, in the
+    /// order of the response hooks.
+    pub fn response_bodies<'a>(
+        &'a self,
+        route: usize,
+        consumer: Option<&CompiledConsumer>,
+    ) -> impl Iterator<Item = &'a dyn BodyRewrite> + 'a {
+        self.ordered(route, consumer, &RESPONSE_ORDER)
+            .filter_map(|p| p.response_body())
     }
 
     /// Runs the request phases; the first rejection is the answer.
@@ -172,19 +251,32 @@ impl CompiledPolicies {
         consumer: Option<&CompiledConsumer>,
         ctx: &mut ResponseCtx<'_>,
     ) {
+        for p in self
+            .ordered(route, consumer, &RESPONSE_ORDER)
+            .filter(|p| p.responds())
+        {
+            p.on_response(ctx);
+        }
+    }
+
+    /// The route's policies (each replaced by the consumer's of its name)
+    /// and the consumer's, phase by phase in `phases`; consumer-scoped
+    /// plugins do not apply in the access phase.
+    fn ordered<'a>(
+        &'a self,
+        route: usize,
+        consumer: Option<&CompiledConsumer>,
+        phases: &'a [Phase],
+    ) -> impl Iterator<Item = &'a Entry> + 'a {
         let chain = match self.by_route.get(route) {
             Some(c) => c.as_slice(),
             None => &[],
         };
-        let others = chain
-            .iter()
-            .filter(|p| p.phase() != Phase::Response && p.responds());
-        for p in self
-            .in_phase(chain, self.scoped(consumer), route, Phase::Response)
-            .chain(others)
-        {
-            p.on_response(ctx);
-        }
+        let scoped = self.scoped(consumer);
+        phases.iter().flat_map(move |&phase| {
+            let scoped = if phase == Phase::Access { &[] } else { scoped };
+            self.in_phase(chain, scoped, route, phase)
+        })
     }
 
     fn scoped(&self, consumer: Option<&CompiledConsumer>) -> &[Scoped] {
@@ -231,3 +323,7 @@ impl CompiledPolicies {
         own.chain(extra)
     }
 }
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;

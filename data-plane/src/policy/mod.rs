@@ -19,17 +19,47 @@
 //! skipped. Credentials present but wrong → 401 at once; no credential for
 //! any of them → 401 from the last. Consumer-scoped plugins apply from the
 //! `limit` phase on, once the consumer is known.
+//!
+//! Bodies: policies see heads, and bodies stream through untouched, except
+//! for the policies that rewrite whole bodies (`request-transformer`,
+//! `response-transformer` with JSON operations; `json-xml`). Such a policy
+//! hands out a [`body::BodyRewrite`] (`Policy::request_body`,
+//! `Policy::response_body`; `None` by default and when its config does
+//! nothing to bodies). Only on a route where some policy has one (its own
+//! chain, or a consumer-scoped plugin) does the proxy (`proxy::buffered`)
+//! ask the rewrites, after the head hooks, whether they `want` this
+//! message (its `Content-Type`, usually); only when one does is the body
+//! read whole, at most [`body::BUFFER_MAX`] (8 MiB) or the route's smaller
+//! body limit (over it: 413 for a request, 502 for a response). Then each
+//! rewrite, in chain order (the request phases' order; for responses, that
+//! of the response hooks: the response phase first), that wants the body
+//! as the earlier ones left it rewrites it, and the result goes on with
+//! its own `Content-Length`, no `Transfer-Encoding`, and the `Content-Type`
+//! the rewrites set. A request body with a `Content-Encoding` other than
+//! identity that a rewrite wants is refused (415); such a response goes
+//! back unchanged, and on routes that rewrite responses the upstream gets
+//! no `Accept-Encoding`. Empty bodies, answers to `HEAD` and statuses
+//! without a body are never read. A request rewrite that fails answers 400
+//! (413 when its output would pass [`body::OUTPUT_MAX`]) and nothing goes
+//! upstream; a response rewrite that fails, or a response body that breaks
+//! off, answers 502 (reading it is bounded by the upstream's `read_ms`:
+//! 504). A rewritten request loses `Expect` (its body is read already) and
+//! is not retried; trailers of a body read whole are dropped.
 
 pub mod acl;
 pub mod basic_auth;
+pub mod body;
 pub mod chain;
 pub mod consumers;
 pub mod cors;
 pub mod ip_restriction;
+pub mod json_xml;
 pub mod jwt;
 pub mod key_auth;
 pub mod rate_limit;
 pub mod request_size_limit;
+pub mod request_transformer;
+pub mod response_transformer;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -41,6 +71,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use turnpike_model::Plugin;
 
 use crate::Error;
+pub use body::BodyRewrite;
 pub use chain::CompiledPolicies;
 pub use consumers::{CompiledConsumer, CompiledConsumers};
 
@@ -50,7 +81,9 @@ pub const X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
 pub const X_CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-username");
 
 /// The plugins this data plane enforces; a snapshot enabling any other is
-/// refused (NACK), never served without it.
+/// refused (NACK), never served without it. Today that is every plugin the
+/// control plane knows; the check stays for plugins a newer control plane
+/// may send.
 pub const SUPPORTED: &[&str] = &[
     "key-auth",
     "acl",
@@ -60,6 +93,9 @@ pub const SUPPORTED: &[&str] = &[
     "request-size-limit",
     "cors",
     "jwt",
+    "request-transformer",
+    "response-transformer",
+    "json-xml",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -159,6 +195,15 @@ pub trait Policy: Send + Sync {
         self.phase() == Phase::Response
     }
     fn on_response(&self, _ctx: &mut ResponseCtx<'_>) {}
+    /// The rewrite of request bodies, if this policy's config has one
+    /// (module header: "Bodies").
+    fn request_body(&self) -> Option<&dyn BodyRewrite> {
+        None
+    }
+    /// The rewrite of response bodies, if this policy's config has one.
+    fn response_body(&self) -> Option<&dyn BodyRewrite> {
+        None
+    }
 }
 
 /// Builds the policy of one plugin. Errors name the plugin; a config that
@@ -188,6 +233,17 @@ pub fn compile(plugin: &Plugin) -> Result<Arc<dyn Policy>, Error> {
                 .map_err(refuse)?,
         ),
         "jwt" => Arc::new(jwt::Jwt::new(config(&spec.config).map_err(refuse)?).map_err(refuse)?),
+        "request-transformer" => Arc::new(
+            request_transformer::RequestTransformer::new(config(&spec.config).map_err(refuse)?)
+                .map_err(refuse)?,
+        ),
+        "response-transformer" => Arc::new(
+            response_transformer::ResponseTransformer::new(config(&spec.config).map_err(refuse)?)
+                .map_err(refuse)?,
+        ),
+        "json-xml" => Arc::new(json_xml::JsonXml::new(
+            config(&spec.config).map_err(refuse)?,
+        )),
         other => {
             return Err(Error::Config(
                 turnpike_model::ModelError::UnsupportedPlugin(other.to_owned()),

@@ -3,6 +3,8 @@
 //! is refused before anything is sent, a streamed body when it passes the
 //! limit) and no stall longer than `body_read_timeout` between two pieces
 //! of it (408: a slow POST cannot hold an upstream connection forever).
+//! [`Outbound`] is the body as it goes upstream: the client's, streamed, or
+//! one a policy rewrote, whole (`proxy::buffered`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,6 +47,32 @@ impl BodyLimits {
         match (self.max_bytes, body.size_hint().exact()) {
             (Some(max), Some(len)) if len > max => Err(Error::BodyTooLarge(max)),
             _ => Ok(()),
+        }
+    }
+}
+
+/// The request body on its way upstream.
+pub enum Outbound {
+    /// The client's, streamed under the limits (`ClientBody`).
+    Stream(Incoming),
+    /// Read whole and rewritten by a policy; already within the limits.
+    Whole(Bytes),
+}
+
+impl Outbound {
+    pub fn is_end_stream(&self) -> bool {
+        match self {
+            Outbound::Stream(b) => b.is_end_stream(),
+            Outbound::Whole(b) => b.is_empty(),
+        }
+    }
+
+    /// Refuses a declared length over the limit (a whole body was read
+    /// within it already).
+    pub fn check_declared(&self, limits: &BodyLimits) -> Result<(), Error> {
+        match self {
+            Outbound::Stream(b) => limits.check_declared(b),
+            Outbound::Whole(_) => Ok(()),
         }
     }
 }

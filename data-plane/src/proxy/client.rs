@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{Either, Empty};
+use http_body_util::{Either, Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use turnpike_model::{UpstreamProtocol, UpstreamSpec, UpstreamTls};
@@ -19,8 +19,13 @@ use crate::proxy::connector::{self, UpstreamConnector};
 
 /// What is sent upstream: the client's body, streamed under the body
 /// limits, or nothing (a request without a body, which is what a retry can
-/// resend).
-pub type UpstreamBody = Either<ClientBody, Empty<Bytes>>;
+/// resend), or a body a policy rewrote, whole.
+pub type UpstreamBody = Either<ClientBody, Either<Empty<Bytes>, Full<Bytes>>>;
+
+/// No body.
+pub fn empty() -> UpstreamBody {
+    Either::Right(Either::Left(Empty::new()))
+}
 
 pub type UpstreamClient = Client<UpstreamConnector, UpstreamBody>;
 

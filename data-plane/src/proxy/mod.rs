@@ -6,10 +6,12 @@
 //! streaming both bodies. Before routing, the
 //! request is checked (`hygiene`) and its path normalised once
 //! (`normalize`); every answer carries the request's `X-Request-Id`
-//! (`request_id`). WebSocket upgrades are spliced by `upgrade`.
+//! (`request_id`). WebSocket upgrades are spliced by `upgrade`. Bodies a
+//! policy rewrites are read whole by `buffered`.
 
 pub mod body;
 pub mod breaker;
+pub mod buffered;
 pub mod client;
 pub mod connector;
 pub mod headers;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
@@ -36,6 +38,7 @@ use crate::listener::Conn;
 use crate::observe::exchange::Exchange;
 use crate::observe::trace::TRACEPARENT;
 use crate::policy::{self, RequestCtx, ResponseCtx};
+use crate::proxy::body::Outbound;
 use crate::{Error, Shared};
 
 /// Bodies the proxy answers with: the upstream's, streamed, or its own.
@@ -137,11 +140,26 @@ async fn forward(
         .policies
         .has_response(m.route)
         .then(|| parts.headers.clone());
-    let mut req = Request::from_parts(parts, body);
+    let head = parts.method == Method::HEAD;
     let mut limits = shared.body_limits;
     if let Some(max) = body_limit {
         limits.max_bytes = Some(limits.max_bytes.map_or(max, |g| g.min(max)));
     }
+    // Bodies stream, unless a policy of the route rewrites this one: then
+    // it is read whole (bounded) and rewritten (`buffered`).
+    let policies = &config.policies;
+    let body = if policies.rewrites_request_body(m.route) {
+        let c = consumer.as_deref();
+        let h = &mut parts.headers;
+        buffered::request(policies, m.route, c, h, body, limits, &route.stats).await?
+    } else {
+        Outbound::Stream(body)
+    };
+    if policies.rewrites_response_body(m.route) {
+        // Compressed answers are passed on unchanged: ask for plain ones.
+        parts.headers.remove(header::ACCEPT_ENCODING);
+    }
+    let mut req = Request::from_parts(parts, body);
 
     // 4. Rewrite: URI to the target, path stripped if asked, hop-by-hop
     //    headers out (but a WebSocket upgrade's), X-Forwarded-* in.
@@ -175,7 +193,7 @@ async fn forward(
 
     // 5. Balance and send (with retries where allowed), each attempt
     //    bounded by the upstream's read timeout (connect included).
-    limits.check_declared(req.body())?;
+    req.body().check_declared(&limits)?;
     // Consistent hashing on the consumer hashes its id, so renaming a
     // consumer keeps its target.
     let consumer_key = consumer.as_ref().and_then(|c| c.id_header.to_str().ok());
@@ -236,8 +254,18 @@ async fn forward(
             .policies
             .run_response(m.route, consumer.as_deref(), &mut rctx);
     }
+    let mut body = body;
+    let whole = if policies.rewrites_response_body(m.route) {
+        let (c, timeout) = (consumer.as_deref(), upstream.read_timeout);
+        buffered::response(policies, m.route, c, head, &mut parts, &mut body, timeout).await?
+    } else {
+        None
+    };
     parts.headers.extend(policy_headers);
-    let body = send::TrackedBody::new(body, Some(in_flight), admitted);
+    let body = match whole {
+        Some(whole) => send::TrackedBody::whole(whole, Some(in_flight), admitted),
+        None => send::TrackedBody::new(body, Some(in_flight), admitted),
+    };
     Ok(Response::from_parts(parts, Either::Left(body)))
 }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use http_body_util::{Either, Empty};
+use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::connect::{CaptureConnection, capture_connection};
 use turnpike_model::upstream::balancing::MAX_RETRIES;
@@ -24,9 +24,9 @@ use crate::compile::CompiledUpstream;
 use crate::health::passive::Outcome;
 use crate::observe::exchange::Finish;
 use crate::observe::stats::RouteStats;
-use crate::proxy::body::{BodyLimits, ClientBody};
+use crate::proxy::body::{BodyLimits, ClientBody, Outbound};
 use crate::proxy::breaker::Admitted;
-use crate::proxy::client::UpstreamBody;
+use crate::proxy::client::{self, UpstreamBody};
 use crate::proxy::retry;
 
 /// A response from a target, with the attempt's connection (to retire it
@@ -59,7 +59,7 @@ pub async fn send(
     stats: &Arc<RouteStats>,
     client_ip: IpAddr,
     consumer: Option<&str>,
-    req: Request<Incoming>,
+    req: Request<Outbound>,
     path_and_query: PathAndQuery,
 ) -> Result<Sent, Error> {
     // Circuit breaker: over either cap, 503 at once. Pending covers the
@@ -87,10 +87,10 @@ pub async fn send(
         });
     // A request without a body goes out as one, which is what makes it
     // resendable; the client's (empty) body is dropped.
-    let body: UpstreamBody = if bodyless {
-        Either::Right(Empty::new())
-    } else {
-        Either::Left(ClientBody::new(body, limits, stats.clone()))
+    let body: UpstreamBody = match body {
+        _ if bodyless => client::empty(),
+        Outbound::Stream(b) => Either::Left(ClientBody::new(b, limits, stats.clone())),
+        Outbound::Whole(b) => Either::Right(Either::Right(Full::new(b))),
     };
     let mut first = Some((parts, body));
     upstream.budget.deposit();
@@ -133,7 +133,7 @@ pub async fn send(
                 Request::from_parts(parts, body)
             }
             (None, Some(r)) => {
-                let mut req = Request::new(Either::Right(Empty::new()));
+                let mut req = Request::new(client::empty());
                 *req.method_mut() = r.method.clone();
                 *req.uri_mut() = uri;
                 *req.headers_mut() = r.headers.clone();
@@ -210,9 +210,10 @@ fn fail(upstream: &CompiledUpstream, target: &crate::balancer::CompiledTarget) {
 
 /// The response body of a target, holding the attempt in flight on its
 /// target until the body ends or is dropped (least connections counts
-/// whole exchanges, not just until the head).
+/// whole exchanges, not just until the head). Streamed, or read whole and
+/// rewritten by a policy (`proxy::buffered`).
 pub struct TrackedBody {
-    inner: Incoming,
+    inner: Either<Incoming, Full<Bytes>>,
     _in_flight: Option<InFlight>,
     _admitted: Option<Admitted>,
     /// Records the exchange (duration, bytes, log line) when dropped.
@@ -226,7 +227,21 @@ impl TrackedBody {
         admitted: Option<Admitted>,
     ) -> TrackedBody {
         TrackedBody {
-            inner,
+            inner: Either::Left(inner),
+            _in_flight: in_flight,
+            _admitted: admitted,
+            finish: None,
+        }
+    }
+
+    /// A body read whole (and rewritten).
+    pub fn whole(
+        body: Bytes,
+        in_flight: Option<InFlight>,
+        admitted: Option<Admitted>,
+    ) -> TrackedBody {
+        TrackedBody {
+            inner: Either::Right(Full::new(body)),
             _in_flight: in_flight,
             _admitted: admitted,
             finish: None,
@@ -246,7 +261,15 @@ impl Body for TrackedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let polled = match &mut self.inner {
+            Either::Left(b) => Pin::new(b).poll_frame(cx),
+            Either::Right(b) => match Pin::new(b).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        };
         if let (Poll::Ready(Some(Ok(frame))), Some(f)) = (&polled, &mut self.finish)
             && let Some(data) = frame.data_ref()
         {
@@ -256,10 +279,16 @@ impl Body for TrackedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Either::Left(b) => b.is_end_stream(),
+            Either::Right(b) => b.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Either::Left(b) => b.size_hint(),
+            Either::Right(b) => b.size_hint(),
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! `request-transformer`: edits the request before it goes upstream:
 //! headers, query string and top-level JSON body fields. Operations run in
 //! the order remove, rename, replace (only what exists), add (only what
-//! does not exist), as in Kong.
+//! does not exist), as in Kong. Headers the gateway manages
+//! ([`RESERVED_HEADERS`]) cannot be named in any operation.
 
 use std::collections::BTreeMap;
 
@@ -65,7 +66,7 @@ impl Schema for RequestTransformerConfig {
             "remove.headers",
             &self.remove.headers,
             errors,
-            check_header_name,
+            check_transformable,
         );
         check_names(
             "remove.querystring",
@@ -80,7 +81,7 @@ impl Schema for RequestTransformerConfig {
             ("rename.json", &self.rename.json),
         ] {
             let check = if section == "rename.headers" {
-                check_header_name
+                check_transformable
             } else {
                 check_plain_name
             };
@@ -98,7 +99,7 @@ impl Schema for RequestTransformerConfig {
 pub(crate) fn check_values(op: &str, v: &Values, errors: &mut ValidationErrors) {
     for (name, value) in &v.headers {
         let field = format!("{op}.headers.{name}");
-        check_header_name(&field, name, errors);
+        check_transformable(&field, name, errors);
         check_header_value(&field, value, errors);
     }
     for name in v.querystring.keys() {
@@ -106,6 +107,39 @@ pub(crate) fn check_values(op: &str, v: &Values, errors: &mut ValidationErrors) 
     }
     for name in v.json.keys() {
         check_plain_name(&format!("{op}.json.{name}"), name, errors);
+    }
+}
+
+/// Headers the transformers never touch: hop-by-hop ones, the framing the
+/// data plane computes (`Content-Length`), `Host` (set for the target), and
+/// the consumer headers only authentication sets.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+    "x-consumer-id",
+    "x-consumer-username",
+];
+
+/// A header name a transformer may remove, rename, replace or add.
+pub(crate) fn check_transformable(field: &str, name: &str, errors: &mut ValidationErrors) {
+    check_header_name(field, name, errors);
+    if RESERVED_HEADERS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+    {
+        errors.push(
+            field,
+            "is managed by the gateway (hop-by-hop, Content-Length, Host, X-Consumer-*)",
+        );
     }
 }
 
@@ -162,6 +196,18 @@ mod tests {
         assert_eq!(
             check("request-transformer", json!({"add": {"body": {}}})),
             Err(vec!["config.add.body".into()])
+        );
+        assert_eq!(
+            check(
+                "request-transformer",
+                json!({"add": {"headers": {"Host": "x"}}, "rename": {"headers": {"a": "connection", "Content-Length": "b"}}, "remove": {"headers": ["x-consumer-id"]}})
+            ),
+            Err(vec![
+                "config.remove.headers[0]".into(),
+                "config.rename.headers.Content-Length".into(),
+                "config.rename.headers.a".into(),
+                "config.add.headers.Host".into()
+            ])
         );
     }
 }

@@ -1,14 +1,15 @@
 //! `response-transformer`: edits the response before it goes back to the
 //! client: headers and top-level JSON body fields (no query string). Same
-//! order of operations as `request-transformer`.
+//! order of operations as `request-transformer`, and the same headers
+//! refused.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::request_transformer::{check_names, check_plain_name};
-use super::{Schema, check_header_name, check_header_value};
+use super::request_transformer::{check_names, check_plain_name, check_transformable};
+use super::{Schema, check_header_value};
 use crate::ValidationErrors;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,12 +58,12 @@ impl Schema for ResponseTransformerConfig {
             "remove.headers",
             &self.remove.headers,
             errors,
-            check_header_name,
+            check_transformable,
         );
         check_names("remove.json", &self.remove.json, errors, check_plain_name);
         for (from, to) in &self.rename.headers {
-            check_header_name(&format!("rename.headers.{from}"), from, errors);
-            check_header_name(&format!("rename.headers.{from}"), to, errors);
+            check_transformable(&format!("rename.headers.{from}"), from, errors);
+            check_transformable(&format!("rename.headers.{from}"), to, errors);
         }
         for (from, to) in &self.rename.json {
             check_plain_name(&format!("rename.json.{from}"), from, errors);
@@ -71,7 +72,7 @@ impl Schema for ResponseTransformerConfig {
         for (op, v) in [("replace", &self.replace), ("add", &self.add)] {
             for (name, value) in &v.headers {
                 let field = format!("{op}.headers.{name}");
-                check_header_name(&field, name, errors);
+                check_transformable(&field, name, errors);
                 check_header_value(&field, value, errors);
             }
             for name in v.json.keys() {
@@ -109,6 +110,13 @@ mod tests {
                 json!({"replace": {"headers": {"x": "\u{0}"}}})
             ),
             Err(vec!["config.replace.headers.x".into()])
+        );
+        assert_eq!(
+            check(
+                "response-transformer",
+                json!({"add": {"headers": {"transfer-encoding": "chunked"}}})
+            ),
+            Err(vec!["config.add.headers.transfer-encoding".into()])
         );
     }
 }
