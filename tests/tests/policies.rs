@@ -179,6 +179,24 @@ async fn key_auth_and_acl() {
         StatusCode::FORBIDDEN,
     );
 
+    // Every refusal so far, counted by plugin in /metrics.
+    let text = http
+        .get(&format!("{}/metrics", dp.status))
+        .await
+        .unwrap()
+        .body;
+    let metrics =
+        turnpike_tests::prometheus::Exposition::parse(std::str::from_utf8(&text).unwrap());
+    let refused = |plugin: &str| {
+        metrics.value(
+            "turnpike_policy_rejections_total",
+            &[("plugin", plugin), ("status", "4xx")],
+        )
+    };
+    assert_eq!(refused("key-auth"), 3.0, "no key, a wrong key, no key");
+    assert_eq!(refused("acl"), 2.0);
+    assert_eq!(refused("rate-limit"), 1.0);
+
     // A plugin this data plane cannot enforce (a Redis rate limit, and it
     // was started without --redis-url): NACKed, and the previous version
     // keeps serving with its policies.

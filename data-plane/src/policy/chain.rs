@@ -195,33 +195,49 @@ impl CompiledPolicies {
         route: usize,
         ctx: &mut RequestCtx<'_>,
     ) -> Result<(), Rejection> {
+        self.request_phases(route, ctx)
+            .await
+            .map_err(|(r, plugin)| {
+                super::rejections::count(plugin, r.status);
+                r
+            })
+    }
+
+    /// The request phases; a refusal comes with the plugin that gave it.
+    async fn request_phases(
+        &self,
+        route: usize,
+        ctx: &mut RequestCtx<'_>,
+    ) -> Result<(), (Rejection, &'static str)> {
         let chain = match self.by_route.get(route) {
             Some(c) => c.as_slice(),
             None => &[],
         };
         // Access: authentication plugins until one names the consumer.
-        let mut absent: Option<Rejection> = None;
+        let mut absent: Option<(Rejection, &'static str)> = None;
         for p in chain.iter().filter(|p| p.phase() == Phase::Access) {
             if p.authenticates() && ctx.consumer.is_some() {
                 continue;
             }
+            // The first plugin after the authentication ones: if none of
+            // them named a consumer, their refusal (with its challenge)
+            // stands, before this one runs.
+            if !p.authenticates()
+                && ctx.consumer.is_none()
+                && let Some(r) = absent.take()
+            {
+                return Err(r);
+            }
+            let by = |r| (r, p.name());
             match p.on_request(ctx) {
                 Flow::Continue => {}
                 Flow::Absent(r) => {
-                    absent = Some(r);
+                    absent = Some(by(r));
                     continue;
                 }
-                Flow::Reject(r) => return Err(r),
-                Flow::Wait(f) => ctx.response_headers.extend(f.await?),
-                Flow::Identify(f) => ctx.consumer = Some(f.await?),
-            }
-            // A non-authentication plugin after the authentication ones:
-            // if none of them named a consumer, their refusal stands.
-            if !p.authenticates()
-                && let Some(r) = absent.take()
-                && ctx.consumer.is_none()
-            {
-                return Err(r);
+                Flow::Reject(r) => return Err(by(r)),
+                Flow::Wait(f) => ctx.response_headers.extend(f.await.map_err(by)?),
+                Flow::Identify(f) => ctx.consumer = Some(f.await.map_err(by)?),
             }
         }
         if let Some(r) = absent
@@ -232,11 +248,12 @@ impl CompiledPolicies {
         let scoped = self.scoped(ctx.consumer.as_deref());
         for phase in [Phase::Limit, Phase::Rewrite] {
             for p in self.in_phase(chain, scoped, route, phase) {
+                let by = |r| (r, p.name());
                 match p.on_request(ctx) {
                     Flow::Continue => {}
-                    Flow::Absent(r) | Flow::Reject(r) => return Err(r),
-                    Flow::Wait(f) => ctx.response_headers.extend(f.await?),
-                    Flow::Identify(f) => ctx.consumer = Some(f.await?),
+                    Flow::Absent(r) | Flow::Reject(r) => return Err(by(r)),
+                    Flow::Wait(f) => ctx.response_headers.extend(f.await.map_err(by)?),
+                    Flow::Identify(f) => ctx.consumer = Some(f.await.map_err(by)?),
                 }
             }
         }

@@ -57,6 +57,7 @@ pub mod json_xml;
 pub mod jwt;
 pub mod key_auth;
 pub mod rate_limit;
+pub mod rejections;
 pub mod request_size_limit;
 pub mod request_transformer;
 pub mod response_transformer;

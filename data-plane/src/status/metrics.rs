@@ -59,6 +59,7 @@ pub fn render(shared: &Shared) -> String {
     r.register_collector(Box::new(super::target_metrics::TargetMetrics(
         shared.config.load_full(),
     )));
+    r.register_collector(Box::new(super::route_metrics::PolicyRejections));
     r.register_collector(Box::new(super::route_metrics::RouteMetrics(
         shared.config.load_full(),
     )));

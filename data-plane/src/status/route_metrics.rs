@@ -1,8 +1,9 @@
 //! Per-route request series for `/metrics`, from the routes' atomics
 //! (`observe::stats`) at scrape time: answers by status class (and how many
 //! of them the proxy gave itself), latency histograms (total, and upstream
-//! time to the response head), bytes in and out. Labels: route and
-//! upstream names and the status class, all bounded by the config; no path
+//! time to the response head), bytes in and out; and the policies'
+//! refusals by plugin (`PolicyRejections`). Labels: route and upstream
+//! names, plugin names and the status class, all bounded by the config; no path
 //! or consumer ever becomes a label.
 
 use std::sync::Arc;
@@ -104,6 +105,27 @@ impl Collector for RouteMetrics {
                     .encode_family(&labels)?
                     .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
             }
+        }
+        Ok(())
+    }
+}
+
+/// `turnpike_policy_rejections_total{plugin, status}`: requests each plugin
+/// refused (auth failures, denials, rate limits...), by status class.
+#[derive(Debug)]
+pub struct PolicyRejections;
+
+impl Collector for PolicyRejections {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "policy_rejections",
+            "Requests a policy answered instead of the upstream, by plugin and status class",
+            None,
+            MetricType::Counter,
+        )?;
+        for (plugin, class, n) in crate::policy::rejections::all() {
+            let labels = [("plugin", plugin), ("status", class)];
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
