@@ -160,10 +160,21 @@ struct DataPlaneArgs {
     /// (appended). Off when unset.
     #[arg(long, env = "TURNPIKE_ACCESS_LOG")]
     access_log: Option<turnpike_data_plane::observe::access_log::Destination>,
+    /// OpenTelemetry collector (OTLP/gRPC, e.g. `http://127.0.0.1:4317`):
+    /// the request, policy and upstream spans are exported to it. Off
+    /// when unset. Only in builds with the `otel` feature.
+    #[cfg(feature = "otel")]
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// Redis shared by the data planes for `rate-limit` plugins with
     /// `policy: redis` (`redis://[user:password@]host:port[/db]`).
     #[arg(long, env = "TURNPIKE_REDIS_URL", hide_env_values = true, value_parser = parse_redis_url)]
     redis_url: Option<String>,
+    /// Do not count requests in the per-route metrics (answers, latency
+    /// histograms, bytes out): for overhead measurements and operators who
+    /// scrape nothing. /metrics still answers, with the gauges.
+    #[arg(long, env = "TURNPIKE_NO_METRICS")]
+    no_metrics: bool,
 }
 
 fn main() -> ExitCode {
@@ -171,7 +182,19 @@ fn main() -> ExitCode {
     // One crypto provider for every rustls user in the process (cluster
     // stream, certificate checks), installed before any of them runs.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    init_logging(&cli.log_format);
+    // The span export (feature `otel`, data plane only) is a layer of the
+    // log's subscriber, so it comes first; `_export` flushes it at exit.
+    #[cfg(feature = "otel")]
+    let (export, _export) = match otel_export(&cli.command) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("turnpike: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    #[cfg(not(feature = "otel"))]
+    let export = None;
+    init_logging(&cli.log_format, export);
     let result = match cli.command {
         Command::ControlPlane(args) => {
             runtime(None).and_then(|rt| rt.block_on(control_plane(args)))
@@ -261,20 +284,65 @@ fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(b.build()?)
 }
 
-fn init_logging(format: &str) {
+/// Logs go to stderr, as text or one JSON object a line (`timestamp`,
+/// `level`, `message` and the event's fields at the top level, `target`).
+/// The level: `TURNPIKE_LOG`, else `RUST_LOG`, else `info`; it filters the
+/// log only, so `export` (the OTLP span export) sees its spans whatever it
+/// says.
+fn init_logging(format: &str, export: Option<ExportLayer>) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TURNPIKE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour only for a person at a terminal, never into files or pipes.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
+    let fmt = if format == "json" {
+        fmt.json().flatten_event(true).with_filter(filter).boxed()
     } else {
-        builder.init();
+        fmt.with_filter(filter).boxed()
+    };
+    let logs: Logs = tracing_subscriber::registry().with(fmt);
+    // Without an export, no layer at all (not a `None` one) besides the log.
+    match export {
+        Some(export) => logs.with(export).init(),
+        None => logs.init(),
     }
+}
+
+/// The log's subscriber, which the span export is layered on.
+type Logs = tracing_subscriber::layer::Layered<
+    Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>,
+    tracing_subscriber::Registry,
+>;
+type ExportLayer = Box<dyn tracing_subscriber::Layer<Logs> + Send + Sync>;
+
+/// `--otlp-endpoint` of `turnpike data-plane`: the export layer and the
+/// handle that flushes it.
+#[cfg(feature = "otel")]
+fn otel_export(
+    command: &Command,
+) -> Result<
+    (
+        Option<ExportLayer>,
+        Option<turnpike_data_plane::observe::otel::Export>,
+    ),
+    turnpike_data_plane::Error,
+> {
+    use tracing_subscriber::Layer as _;
+    let endpoint = match command {
+        Command::DataPlane(args) => args.otlp_endpoint.as_deref().filter(|e| !e.is_empty()),
+        _ => None,
+    };
+    let Some(endpoint) = endpoint else {
+        return Ok((None, None));
+    };
+    let (layer, export) = turnpike_data_plane::observe::otel::otlp::<Logs>(endpoint)?;
+    Ok((Some(layer.boxed()), Some(export)))
 }
 
 /// Turns true on SIGINT or SIGTERM.
@@ -353,6 +421,7 @@ async fn data_plane(args: DataPlaneArgs) -> anyhow::Result<()> {
         node_id: args.node_id,
         cache_dir: args.cache_dir,
         redis_url: args.redis_url,
+        metrics: !args.no_metrics,
         labels,
         cluster_tls: match args.cluster_ca {
             Some(ca) => Some(turnpike_data_plane::config_client::ClusterTls {

@@ -31,7 +31,7 @@ pub enum Error {
     /// The client's body broke off or was malformed (a bad chunk, an early
     /// end) while it was being forwarded.
     #[error("the request body is malformed or incomplete")]
-    ClientBody(#[source] hyper_util::client::legacy::Error),
+    ClientBody(#[source] hyper::Error),
     /// The request body is (declared or turned out) larger than the
     /// `--max-body-bytes` limit.
     #[error("the request body is larger than {0} bytes")]
@@ -58,11 +58,13 @@ pub enum Error {
     #[error("upstream '{0}' is at its limit of {1}")]
     CircuitOpen(String, &'static str),
     #[error("could not connect to the upstream")]
-    UpstreamConnect(#[source] hyper_util::client::legacy::Error),
+    UpstreamConnect(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("connecting to the upstream timed out")]
+    UpstreamConnectTimeout,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
     #[error("the upstream sent an invalid response")]
-    UpstreamProtocol(#[source] hyper_util::client::legacy::Error),
+    UpstreamProtocol(#[source] hyper::Error),
     /// Parsed by hyper, but framed ambiguously (`Content-Length` with
     /// `Transfer-Encoding`, several lengths): not passed on.
     #[error("the upstream sent an ambiguous response: {0}")]
@@ -89,6 +91,9 @@ pub enum Error {
     Tls(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The OpenTelemetry exporter could not be set up (`--otlp-endpoint`).
+    #[error("OpenTelemetry export: {0}")]
+    Otel(String),
     /// The disk cache holds something that must not be served: truncated,
     /// corrupt, from another format, or a config this data plane refuses.
     #[error("cached config {} refused: {reason}", path.display())]
@@ -126,12 +131,13 @@ impl Error {
             | Error::UpstreamUpgrade(_)
             | Error::ResponseBody(_)
             | Error::BadUpstreamRequest(_) => StatusCode::BAD_GATEWAY,
-            Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Error::UpstreamTimeout | Error::UpstreamConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
             Error::Config(_)
             | Error::Compile(_)
             | Error::ControlPlane(_)
             | Error::Tls(_)
             | Error::Io(_)
+            | Error::Otel(_)
             | Error::CacheRefused { .. }
             | Error::CacheWrite { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }

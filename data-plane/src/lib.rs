@@ -57,6 +57,9 @@ pub struct Settings {
     pub access_log: Option<observe::access_log::Destination>,
     /// Redis for `rate-limit` plugins with `policy: redis` (`--redis-url`).
     pub redis_url: Option<String>,
+    /// Per-request metrics (route counters, histograms); `--no-metrics`
+    /// turns them off, `/metrics` keeps the gauges.
+    pub metrics: bool,
 }
 
 /// State shared by the proxy, the status endpoints and the config client.
@@ -72,6 +75,10 @@ pub struct Shared {
     pub registries: Arc<compile::Registries>,
     pub body_limits: proxy::body::BodyLimits,
     pub access_log: Option<Arc<observe::access_log::AccessLog>>,
+    /// Whether requests are counted in the route stats (`--no-metrics`).
+    pub metrics: bool,
+    /// Open client connections per proxy listener.
+    pub connections: listener::Connections,
     /// The disk cache (if `--cache-dir`) and where the config in use came from.
     pub cache: cache::Cache,
     /// How many configs arrived as snapshots and as deltas, for `/status`.
@@ -123,6 +130,8 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
             Some(dest) => Some(Arc::new(observe::access_log::AccessLog::start(dest)?)),
             None => None,
         },
+        metrics: settings.metrics,
+        connections: listener::Connections::default(),
         cache: cache::Cache::new(settings.cache_dir.clone()),
         stats: Default::default(),
     });
@@ -168,6 +177,7 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
         let proxy_task = tokio::spawn(listener::serve_with(
             proxy,
             settings.limits.clone(),
+            s.connections.http.clone(),
             move |conn, req| proxy::handle(ps.clone(), conn, req),
             shutdown.clone(),
         ));
@@ -177,6 +187,7 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
                 listener,
                 config,
                 settings.limits.clone(),
+                s.connections.https.clone(),
                 move |conn, req| proxy::handle(ps.clone(), conn, req),
                 shutdown.clone(),
             ))

@@ -70,13 +70,26 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, args: &[String]) -> Proc {
+        Self::spawn_with_env(name, args, &[])
+    }
+
+    /// [`Proc::spawn`] with environment changes: `Some` sets a variable,
+    /// `None` removes it (`TURNPIKE_LOG` is `info` unless changed here).
+    pub fn spawn_with_env(name: &str, args: &[String], env: &[(&str, Option<&str>)]) -> Proc {
         let dir = std::env::temp_dir().join("turnpike-e2e");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(turnpike_bin())
+        let mut command = Command::new(turnpike_bin());
+        command.env("TURNPIKE_LOG", "info");
+        for (k, v) in env {
+            match v {
+                Some(v) => command.env(k, v),
+                None => command.env_remove(k),
+            };
+        }
+        let child = command
             .args(args)
-            .env("TURNPIKE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)

@@ -229,6 +229,7 @@ pub async fn restore(shared: &Shared) {
         Ok(Ok(Some(compiled))) => {
             let (version, hash) = (compiled.version, compiled.hash.clone());
             shared.config.store(Arc::new(compiled));
+            shared.stats.swapped();
             shared
                 .cache
                 .origin
@@ -272,6 +273,8 @@ mod tests {
             registries: Arc::default(),
             body_limits: Default::default(),
             access_log: None,
+            metrics: true,
+            connections: Default::default(),
             cache: Cache::new(Some(dir.to_path_buf())),
             stats: Default::default(),
         }

@@ -252,6 +252,9 @@ impl CompiledUpstream {
     }
 }
 
+/// A probe's answer body read to keep its connection; larger ones retire it.
+const PROBE_BODY_MAX: usize = 64 * 1024;
+
 /// Probes go through the upstream's own pool, so they speak its protocol
 /// and TLS and see what requests see.
 fn probe_fn(client: Arc<UpstreamClient>, scheme: Scheme) -> ProbeFn {
@@ -268,8 +271,16 @@ fn probe_fn(client: Arc<UpstreamClient>, scheme: Scheme) -> ProbeFn {
                 .header(http::header::USER_AGENT, "turnpike-health-check")
                 .body(crate::proxy::client::empty())
                 .map_err(|e| e.to_string())?;
-            let resp = client.request(req).await.map_err(|e| e.to_string())?;
-            Ok(resp.status())
+            let (resp, lease) = client.send(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            // Read (bounded) so the connection can serve the next probe.
+            let body = http_body_util::Limited::new(resp.into_body(), PROBE_BODY_MAX);
+            if http_body_util::BodyExt::collect(body).await.is_ok()
+                && let Some(l) = lease
+            {
+                l.release();
+            }
+            Ok(status)
         })
     })
 }

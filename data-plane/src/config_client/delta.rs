@@ -7,7 +7,7 @@
 //! version took.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use turnpike_model::Delta;
@@ -30,6 +30,9 @@ pub struct ConfigStats {
     /// `ArcSwap::store`. Not the protobuf decoding (done by tonic as the
     /// message arrives) nor the disk cache write after the swap.
     pub last_apply_us: AtomicU64,
+    /// When the config in use was swapped in, from a control plane or the
+    /// disk cache: Unix time in milliseconds, 0 before the first.
+    pub last_applied_unix_ms: AtomicU64,
 }
 
 /// Which kind of message produced an applied version, and its encoded size.
@@ -65,6 +68,28 @@ impl ConfigStats {
             .store(applied.bytes() as u64, Ordering::Relaxed);
         self.last_apply_us
             .store(took.as_micros() as u64, Ordering::Relaxed);
+        self.swapped();
+    }
+
+    /// A config was swapped in now.
+    pub fn swapped(&self) {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.last_applied_unix_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Seconds since the config in use was swapped in; `None` before the
+    /// first.
+    pub fn since_applied(&self) -> Option<f64> {
+        let ms = self.last_applied_unix_ms.load(Ordering::Relaxed);
+        let at = UNIX_EPOCH + Duration::from_millis((ms > 0).then_some(ms)?);
+        Some(
+            SystemTime::now()
+                .duration_since(at)
+                .unwrap_or_default()
+                .as_secs_f64(),
+        )
     }
 }
 

@@ -267,6 +267,8 @@ mod tests {
             registries: Arc::default(),
             body_limits: Default::default(),
             access_log: None,
+            metrics: true,
+            connections: Default::default(),
             cache: crate::cache::Cache::default(),
             stats: ConfigStats::default(),
         }

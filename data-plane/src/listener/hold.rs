@@ -6,9 +6,12 @@
 //!
 //! Each connection puts one [`ConnectionHold`] in its requests' extensions;
 //! a tunnel keeps it (and a request counted in flight, so `idle::IdleIo`
-//! sees the connection busy) for as long as it runs.
+//! sees the connection busy) for as long as it runs. The hold also counts
+//! the connection in its listener's [`OpenConnections`] (`/metrics`), from
+//! the accept until the connection, and any tunnel made from it, ends.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
@@ -23,6 +26,37 @@ pub struct ConnectionHold {
     shutdown: watch::Receiver<bool>,
     /// Never sent on: the listener's drain waits until every clone is gone.
     _open: mpsc::Sender<()>,
+    _counted: Counted,
+}
+
+/// How many connections a listener has open: accepted and not yet ended
+/// (an upgraded one while its tunnel runs). One relaxed add at the accept,
+/// one subtract at the end.
+#[derive(Debug, Default)]
+pub struct OpenConnections(AtomicU64);
+
+impl OpenConnections {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One connection counted in its listener's [`OpenConnections`] while it
+/// lives.
+#[derive(Debug)]
+struct Counted(Arc<OpenConnections>);
+
+impl Counted {
+    fn new(open: &Arc<OpenConnections>) -> Counted {
+        open.0.fetch_add(1, Ordering::Relaxed);
+        Counted(open.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Keeps an upgraded connection counted (connection cap, in flight) while
@@ -55,15 +89,18 @@ pub struct Holds {
     open: mpsc::Sender<()>,
     closed: mpsc::Receiver<()>,
     shutdown: watch::Receiver<bool>,
+    count: Arc<OpenConnections>,
 }
 
 impl Holds {
-    pub fn new(shutdown: watch::Receiver<bool>) -> Holds {
+    /// Holds counted in `count` while they live.
+    pub fn new(shutdown: watch::Receiver<bool>, count: Arc<OpenConnections>) -> Holds {
         let (open, closed) = mpsc::channel(1);
         Holds {
             open,
             closed,
             shutdown,
+            count,
         }
     }
 
@@ -77,6 +114,7 @@ impl Holds {
             _permit: permit,
             shutdown: self.shutdown.clone(),
             _open: self.open.clone(),
+            _counted: Counted::new(&self.count),
         })
     }
 
@@ -87,5 +125,35 @@ impl Holds {
         } = self;
         drop(open);
         let _ = closed.recv().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_count_while_held_and_tunnelled() {
+        let count = Arc::new(OpenConnections::default());
+        let (_stop, shutdown) = watch::channel(false);
+        let holds = Holds::new(shutdown, count.clone());
+        let permits = Arc::new(Semaphore::new(10));
+        let hold = |holds: &Holds| {
+            holds.hold(Arc::default(), permits.clone().try_acquire_owned().unwrap())
+        };
+        let (a, b) = (hold(&holds), hold(&holds));
+        assert_eq!(count.get(), 2);
+        drop(a);
+        assert_eq!(count.get(), 1);
+        // A tunnel keeps its connection counted after the connection's
+        // task let go of it.
+        let (tunnel, _) = b.tunnel();
+        drop(b);
+        assert_eq!(count.get(), 1);
+        drop(tunnel);
+        assert_eq!(count.get(), 0);
+        holds.closed().await;
     }
 }

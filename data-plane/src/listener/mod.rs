@@ -2,13 +2,15 @@
 //! (HTTP/1.1, and HTTP/2 prior knowledge), tracked for graceful shutdown.
 //! `tls` is the same over TLS, with ALPN. `limits` holds the limits and
 //! their defaults; `idle` the per-connection head and idle deadlines;
-//! `hold` what an upgraded (WebSocket) connection keeps of its listener.
+//! `hold` what an upgraded (WebSocket) connection keeps of its listener,
+//! and the count of open connections.
 
 pub mod hold;
 pub mod idle;
 pub mod limits;
 pub mod tls;
 
+pub use hold::OpenConnections;
 pub use limits::{HEADER_READ_TIMEOUT, Limits};
 
 use std::future::Future;
@@ -40,6 +42,14 @@ pub struct Conn {
     pub hold: Arc<hold::ConnectionHold>,
 }
 
+/// Open connections of the proxy listeners, by kind, for `/metrics`
+/// (`turnpike_open_connections{listener}`).
+#[derive(Debug, Default)]
+pub struct Connections {
+    pub http: Arc<OpenConnections>,
+    pub https: Arc<OpenConnections>,
+}
+
 /// Serves `handler` on `listener` with the default [`Limits`] until
 /// `shutdown`, then drains.
 pub async fn serve<H, F, B>(listener: TcpListener, handler: H, shutdown: watch::Receiver<bool>)
@@ -50,14 +60,23 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_with(listener, Limits::default(), handler, shutdown).await;
+    serve_with(
+        listener,
+        Limits::default(),
+        Arc::default(),
+        handler,
+        shutdown,
+    )
+    .await;
 }
 
 /// [`serve`] with these limits: connections past `max_connections` are
 /// refused at once, and each socket carries its head and idle deadlines.
+/// Admitted connections are counted in `open` while they last.
 pub async fn serve_with<H, F, B>(
     listener: TcpListener,
     limits: Limits,
+    open: Arc<OpenConnections>,
     handler: H,
     mut shutdown: watch::Receiver<bool>,
 ) where
@@ -70,7 +89,7 @@ pub async fn serve_with<H, F, B>(
     let builder = limits.builder();
     let admission = limits::Admission::new(limits.max_connections);
     let graceful = GracefulShutdown::new();
-    let holds = hold::Holds::new(shutdown.clone());
+    let holds = hold::Holds::new(shutdown.clone(), open);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = accept(&listener) => accepted,

@@ -92,11 +92,13 @@ struct Listener {
 
 /// Serves `handler` over TLS on `listener` with `limits` (as
 /// [`super::serve_with`]: connection cap, head and idle deadlines, HTTP/2
-/// limits) until `shutdown`, then drains the same way.
+/// limits, connections counted in `count` from the accept) until
+/// `shutdown`, then drains the same way.
 pub async fn serve<H, F, B>(
     listener: TcpListener,
     config: Arc<ServerConfig>,
     limits: Limits,
+    count: Arc<super::OpenConnections>,
     handler: H,
     mut shutdown: watch::Receiver<bool>,
 ) where
@@ -117,7 +119,7 @@ pub async fn serve<H, F, B>(
         limits,
     });
     let graceful = GracefulShutdown::new();
-    let holds = super::hold::Holds::new(shutdown.clone());
+    let holds = super::hold::Holds::new(shutdown.clone(), count);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = super::accept(&listener) => accepted,

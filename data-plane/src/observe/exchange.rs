@@ -1,9 +1,12 @@
 //! One request's bookkeeping, from its head to the end of its answer: the
 //! proxy fills an [`Exchange`] as it goes (route, target, consumer, upstream
 //! time); when the answer is ready, [`Exchange::finish`] counts it in the
-//! route's stats and either logs it at once (the proxy's own answers) or
-//! hands a [`Finish`] to the response body, which records the duration and
-//! bytes when the body ends. Without the access log nothing here allocates.
+//! route's stats (unless `--no-metrics`) and either logs it at once (the
+//! proxy's own answers) or hands a [`Finish`] to the response body, which
+//! records the duration and bytes when the body ends. Whether the answer
+//! is logged is decided there too: the route's log-phase policies
+//! (`access-log` sampling) have the last word. Without the access log
+//! nothing here allocates.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use http::{HeaderValue, Method, Request};
 use super::access_log::{AccessLog, Entry, now_rfc3339};
 use super::stats::RouteStats;
 use super::trace::TraceContext;
+use crate::Shared;
 use crate::compile::Compiled;
 use crate::policy::CompiledConsumer;
 
@@ -73,17 +77,18 @@ impl Exchange {
 
     /// The answer's head is ready. `local`: the proxy answered itself, so
     /// the exchange ends now; otherwise the returned [`Finish`] ends it when
-    /// the response body does.
+    /// the response body does. `None` when there is nothing left to record.
     pub fn finish(
         self,
         status: u16,
         local: bool,
         config: &Arc<Compiled>,
-        log: Option<&Arc<AccessLog>>,
+        shared: &Shared,
         request_id: &HeaderValue,
     ) -> Option<Finish> {
         let stats = self
             .route
+            .filter(|_| shared.metrics)
             .and_then(|i| config.routes.get(i))
             .map(|r| r.stats.clone());
         if let Some(s) = &stats {
@@ -92,6 +97,11 @@ impl Exchange {
                 s.upstream_latency.observe(t);
             }
         }
+        // The log phase (`access-log` sampling), only when there is a log.
+        let log = shared.access_log.as_ref().filter(|_| {
+            self.route
+                .is_none_or(|r| config.policies.logs(r, self.consumer.as_deref(), status))
+        });
         let pending = match (log, self.head) {
             (Some(log), Some(head)) => Some(Box::new(Pending {
                 log: log.clone(),
@@ -108,6 +118,9 @@ impl Exchange {
             })),
             _ => None,
         };
+        if stats.is_none() && pending.is_none() {
+            return None;
+        }
         let finish = Finish {
             stats,
             started: self.started,

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tracing::Instrument;
 use turnpike_model::Snapshot;
 use uuid::Uuid;
 
@@ -19,6 +20,7 @@ use super::{
     BodyRewrite, CompiledConsumer, Flow, Phase, Policy, Rejection, RequestCtx, ResponseCtx,
 };
 use crate::Error;
+use crate::observe::spans;
 
 type Entry = Arc<dyn Policy>;
 
@@ -167,6 +169,14 @@ impl CompiledPolicies {
         self.bodies.get(route).is_some_and(|b| b.response)
     }
 
+    /// The log phase: whether the access-log line of an answer on this
+    /// route, for this consumer, with this status is written (`access-log`;
+    /// the consumer's replaces the route's). No policy: yes.
+    pub fn logs(&self, route: usize, consumer: Option<&CompiledConsumer>, status: u16) -> bool {
+        self.ordered(route, consumer, &[Phase::Log])
+            .all(|p| p.on_log(status))
+    }
+
     /// The request body rewrites for this route and consumer, in the
     /// order of the request phases.
     pub fn request_bodies<'a>(
@@ -203,7 +213,8 @@ impl CompiledPolicies {
             })
     }
 
-    /// The request phases; a refusal comes with the plugin that gave it.
+    /// The request phases, each that has policies to run in a `policy`
+    /// span; a refusal comes with the plugin that gave it.
     async fn request_phases(
         &self,
         route: usize,
@@ -213,48 +224,18 @@ impl CompiledPolicies {
             Some(c) => c.as_slice(),
             None => &[],
         };
-        // Access: authentication plugins until one names the consumer.
-        let mut absent: Option<(Rejection, &'static str)> = None;
-        for p in chain.iter().filter(|p| p.phase() == Phase::Access) {
-            if p.authenticates() && ctx.consumer.is_some() {
-                continue;
-            }
-            // The first plugin after the authentication ones: if none of
-            // them named a consumer, their refusal (with its challenge)
-            // stands, before this one runs.
-            if !p.authenticates()
-                && ctx.consumer.is_none()
-                && let Some(r) = absent.take()
-            {
-                return Err(r);
-            }
-            let by = |r| (r, p.name());
-            match p.on_request(ctx) {
-                Flow::Continue => {}
-                Flow::Absent(r) => {
-                    absent = Some(by(r));
-                    continue;
-                }
-                Flow::Reject(r) => return Err(by(r)),
-                Flow::Wait(f) => ctx.response_headers.extend(f.await.map_err(by)?),
-                Flow::Identify(f) => ctx.consumer = Some(f.await.map_err(by)?),
-            }
-        }
-        if let Some(r) = absent
-            && ctx.consumer.is_none()
-        {
-            return Err(r);
+        if chain.iter().any(|p| p.phase() == Phase::Access) {
+            access(chain, ctx)
+                .instrument(spans::policy(Phase::Access))
+                .await?;
         }
         let scoped = self.scoped(ctx.consumer.as_deref());
         for phase in [Phase::Limit, Phase::Rewrite] {
-            for p in self.in_phase(chain, scoped, route, phase) {
-                let by = |r| (r, p.name());
-                match p.on_request(ctx) {
-                    Flow::Continue => {}
-                    Flow::Absent(r) | Flow::Reject(r) => return Err(by(r)),
-                    Flow::Wait(f) => ctx.response_headers.extend(f.await.map_err(by)?),
-                    Flow::Identify(f) => ctx.consumer = Some(f.await.map_err(by)?),
-                }
+            let mut policies = self.in_phase(chain, scoped, route, phase).peekable();
+            if policies.peek().is_some() {
+                limit_or_rewrite(policies, ctx)
+                    .instrument(spans::policy(phase))
+                    .await?;
             }
         }
         Ok(())
@@ -268,10 +249,15 @@ impl CompiledPolicies {
         consumer: Option<&CompiledConsumer>,
         ctx: &mut ResponseCtx<'_>,
     ) {
-        for p in self
+        let mut policies = self
             .ordered(route, consumer, &RESPONSE_ORDER)
             .filter(|p| p.responds())
-        {
+            .peekable();
+        if policies.peek().is_none() {
+            return;
+        }
+        let _span = spans::policy(Phase::Response).entered();
+        for p in policies {
             p.on_response(ctx);
         }
     }
@@ -339,6 +325,60 @@ impl CompiledPolicies {
             .map(|s| &s.policy);
         own.chain(extra)
     }
+}
+
+/// Access: authentication plugins until one names the consumer.
+async fn access(
+    chain: &[Entry],
+    ctx: &mut RequestCtx<'_>,
+) -> Result<(), (Rejection, &'static str)> {
+    let mut absent: Option<(Rejection, &'static str)> = None;
+    for p in chain.iter().filter(|p| p.phase() == Phase::Access) {
+        if p.authenticates() && ctx.consumer.is_some() {
+            continue;
+        }
+        // The first plugin after the authentication ones: if none of
+        // them named a consumer, their refusal (with its challenge)
+        // stands, before this one runs.
+        if !p.authenticates()
+            && ctx.consumer.is_none()
+            && let Some(r) = absent.take()
+        {
+            return Err(r);
+        }
+        let by = |r| (r, p.name());
+        match p.on_request(ctx) {
+            Flow::Continue => {}
+            Flow::Absent(r) => {
+                absent = Some(by(r));
+                continue;
+            }
+            Flow::Reject(r) => return Err(by(r)),
+            Flow::Wait(f) => ctx.response_headers.extend(f.await.map_err(by)?),
+            Flow::Identify(f) => ctx.consumer = Some(f.await.map_err(by)?),
+        }
+    }
+    match absent {
+        Some(r) if ctx.consumer.is_none() => Err(r),
+        _ => Ok(()),
+    }
+}
+
+/// The limit or rewrite phase: any refusal is the answer.
+async fn limit_or_rewrite<'a>(
+    policies: impl Iterator<Item = &'a Entry>,
+    ctx: &mut RequestCtx<'_>,
+) -> Result<(), (Rejection, &'static str)> {
+    for p in policies {
+        let by = |r| (r, p.name());
+        match p.on_request(ctx) {
+            Flow::Continue => {}
+            Flow::Absent(r) | Flow::Reject(r) => return Err(by(r)),
+            Flow::Wait(f) => ctx.response_headers.extend(f.await.map_err(by)?),
+            Flow::Identify(f) => ctx.consumer = Some(f.await.map_err(by)?),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

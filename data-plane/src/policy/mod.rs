@@ -13,6 +13,7 @@
 //! | limit | rate-limit (900), request-size-limit (850) |
 //! | rewrite | request-transformer (800), json-xml (700) |
 //! | response | response-transformer (800), json-xml (700), cors (600) |
+//! | log | access-log (100) |
 //!
 //! Authentication plugins run in that order; the first that finds its
 //! credential in the request identifies the consumer and the others are
@@ -46,6 +47,7 @@
 //! 504). A rewritten request loses `Expect` (its body is read already) and
 //! is not retried; trailers of a body read whole are dropped.
 
+pub mod access_log;
 pub mod acl;
 pub mod basic_auth;
 pub mod body;
@@ -97,6 +99,7 @@ pub const SUPPORTED: &[&str] = &[
     "request-transformer",
     "response-transformer",
     "json-xml",
+    "access-log",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -109,6 +112,8 @@ pub enum Phase {
     Rewrite,
     /// The response on its way back.
     Response,
+    /// The finished exchange: whether its access-log line is written.
+    Log,
 }
 
 /// A request as the policies see it, before it is rewritten for the
@@ -196,6 +201,12 @@ pub trait Policy: Send + Sync {
         self.phase() == Phase::Response
     }
     fn on_response(&self, _ctx: &mut ResponseCtx<'_>) {}
+    /// Log phase: whether the access-log line of an answer with this
+    /// status is written; every log-phase policy that applies must agree.
+    /// Called only when the access log is on.
+    fn on_log(&self, _status: u16) -> bool {
+        true
+    }
     /// The rewrite of request bodies, if this policy's config has one
     /// (module header: "Bodies").
     fn request_body(&self) -> Option<&dyn BodyRewrite> {
@@ -244,6 +255,9 @@ pub fn compile(plugin: &Plugin) -> Result<Arc<dyn Policy>, Error> {
         ),
         "json-xml" => Arc::new(json_xml::JsonXml::new(
             config(&spec.config).map_err(refuse)?,
+        )),
+        "access-log" => Arc::new(access_log::AccessLogSampling::new(
+            &config(&spec.config).map_err(refuse)?,
         )),
         other => {
             return Err(Error::Config(

@@ -1,6 +1,6 @@
-//! Upstream connection pools: one pooled hyper-util client per upstream, kept
-//! across config versions as long as its connection settings do not change,
-//! so a reload never throws away warm connections.
+//! Upstream connection pools: one [`Pool`] per upstream, kept across config
+//! versions as long as its connection settings do not change, so a reload
+//! never throws away warm connections.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{Either, Empty, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use turnpike_model::{UpstreamProtocol, UpstreamSpec, UpstreamTls};
 use uuid::Uuid;
 
 use crate::Error;
 use crate::proxy::body::ClientBody;
-use crate::proxy::connector::{self, UpstreamConnector};
+use crate::proxy::connector;
+use crate::proxy::pool::Pool;
 
 /// What is sent upstream: the client's body, streamed under the body
 /// limits, or nothing (a request without a body, which is what a retry can
@@ -27,12 +26,7 @@ pub fn empty() -> UpstreamBody {
     Either::Right(Either::Left(Empty::new()))
 }
 
-pub type UpstreamClient = Client<UpstreamConnector, UpstreamBody>;
-
-/// Idle upstream connections are closed before a typical upstream keep-alive
-/// (60 s in nginx) would close them under us (hyper#2136).
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-const POOL_MAX_IDLE_PER_HOST: usize = 256;
+pub type UpstreamClient = Pool;
 
 /// What a pool's connections depend on: a change to any of it makes a new
 /// pool, anything else (targets, weights, read timeout) keeps the old one.
@@ -73,14 +67,7 @@ impl ClientRegistry {
             spec.protocol,
             spec.tls.as_ref(),
         )?;
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .http2_only(spec.protocol == UpstreamProtocol::Http2);
-        let client = Arc::new(builder.build(connector));
+        let client = Pool::new(connector, spec.protocol == UpstreamProtocol::Http2);
         clients.insert(key, Arc::downgrade(&client));
         Ok(client)
     }

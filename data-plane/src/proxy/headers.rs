@@ -7,7 +7,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), plus the non-standard ones proxies
 /// still meet. `te` is handled apart: `te: trailers` must reach gRPC servers.
-const HOP_BY_HOP: [HeaderName; 7] = [
+const HOP_BY_HOP_COUNT: usize = 7;
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -22,27 +23,49 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
+///
+/// One pass over the names finds which are present, so a message carrying
+/// none (most requests) or only `Connection: keep-alive` (most responses)
+/// costs no lookup per candidate name, and `Connection`'s tokens are looked
+/// up as text, without building a `HeaderName` each.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        // Collected first: the names borrow from the map we are about to edit.
-        let named: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
+    let mut present = [false; HOP_BY_HOP_COUNT];
+    let (mut te, mut transfer_encoding) = (false, false);
+    for name in headers.keys() {
+        if *name == header::TE {
+            te = true;
+        } else if *name == header::TRANSFER_ENCODING {
+            transfer_encoding = true;
+        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
         }
     }
-    for name in &HOP_BY_HOP {
+    // `Connection` (HOP_BY_HOP[0]) goes first: its tokens name others.
+    if present[0]
+        && let header::Entry::Occupied(e) = headers.entry(header::CONNECTION)
+    {
+        let values: Vec<HeaderValue> = e.remove_entry_mult().1.collect();
+        for v in &values {
+            for token in v.to_str().unwrap_or("").split(',').map(str::trim) {
+                // Looked up as text: no `HeaderName` built per token (an
+                // invalid name finds nothing).
+                if !token.is_empty() {
+                    headers.remove(token);
+                }
+            }
+        }
+    }
+    for (name, _) in HOP_BY_HOP.iter().zip(present).skip(1).filter(|(_, p)| *p) {
         headers.remove(name);
     }
-    headers.remove(header::TRANSFER_ENCODING);
-    let keep_te = headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    if !keep_te {
+    if transfer_encoding {
+        headers.remove(header::TRANSFER_ENCODING);
+    }
+    if te
+        && !headers
+            .get(header::TE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"))
+    {
         headers.remove(header::TE);
     }
 }
@@ -55,9 +78,17 @@ pub fn set_forwarded(
     proto: &'static str,
     host: Option<&HeaderValue>,
 ) {
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => HeaderValue::from_str(&format!("{prior}, {client}")),
-        _ => HeaderValue::from_str(&client.to_string()),
+    let mut ip = IpText::default();
+    let ip = ip.of(client);
+    let xff = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(prior) if !prior.is_empty() => {
+            let mut v = Vec::with_capacity(prior.len() + 2 + ip.len());
+            v.extend_from_slice(prior);
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(ip.as_bytes());
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
+        }
+        _ => HeaderValue::from_str(ip),
     };
     if let Ok(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
@@ -69,6 +100,45 @@ pub fn set_forwarded(
         }
         None => {
             headers.remove(&X_FORWARDED_HOST);
+        }
+    }
+}
+
+/// An address as text without `fmt` for IPv4 (the common case on the
+/// request path, where `Display` cost more than the rest of the headers).
+#[derive(Default)]
+struct IpText {
+    buf: [u8; 15],
+    v6: String,
+}
+
+impl IpText {
+    fn of(&mut self, ip: IpAddr) -> &str {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut n = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.buf[n] = b'.';
+                        n += 1;
+                    }
+                    if octet >= 100 {
+                        self.buf[n] = b'0' + octet / 100;
+                        n += 1;
+                    }
+                    if octet >= 10 {
+                        self.buf[n] = b'0' + octet / 10 % 10;
+                        n += 1;
+                    }
+                    self.buf[n] = b'0' + octet % 10;
+                    n += 1;
+                }
+                std::str::from_utf8(&self.buf[..n]).unwrap_or("")
+            }
+            IpAddr::V6(v6) => {
+                self.v6 = v6.to_string();
+                &self.v6
+            }
         }
     }
 }
@@ -93,10 +163,53 @@ mod tests {
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
 
+        // Every Connection header counts, in any case.
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("X-One"));
+        h.append(header::CONNECTION, HeaderValue::from_static("close, x-two"));
+        h.insert("x-one", HeaderValue::from_static("1"));
+        h.insert("x-two", HeaderValue::from_static("2"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"]);
+
         let mut h = HeaderMap::new();
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         strip_hop_by_hop(&mut h);
         assert!(h.contains_key(header::TE), "gRPC needs te: trailers");
+    }
+
+    #[test]
+    fn addresses_as_text() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.255.9",
+            "192.168.100.1",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::default().of(parsed), ip);
+        }
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, "::1".parse().unwrap(), "https", None);
+        assert_eq!(h[&X_FORWARDED_FOR], "::1");
+    }
+
+    #[test]
+    fn nothing_to_strip_leaves_the_map_alone() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
     }
 
     #[test]

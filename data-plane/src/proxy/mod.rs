@@ -2,7 +2,7 @@
 //! pick a target → rewrite the request → send it through the upstream's pool
 //! (`send`: attempts, `retry`, the `breaker`, in-flight and health
 //! accounting; pools in
-//! `client`, connections in `connector`) → hand the response back,
+//! `client` and `pool`, connections in `connector`) → hand the response back,
 //! streaming both bodies. Before routing, the
 //! request is checked (`hygiene`) and its path normalised once
 //! (`normalize`); every answer carries the request's `X-Request-Id`
@@ -17,6 +17,7 @@ pub mod connector;
 pub mod headers;
 pub mod hygiene;
 pub mod normalize;
+pub mod pool;
 pub mod request_id;
 pub mod retry;
 pub mod send;
@@ -32,10 +33,12 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use crate::compile::Compiled;
 use crate::listener::Conn;
 use crate::observe::exchange::Exchange;
+use crate::observe::spans;
 use crate::observe::trace::TRACEPARENT;
 use crate::policy::{self, RequestCtx, ResponseCtx};
 use crate::proxy::body::Outbound;
@@ -55,14 +58,18 @@ pub async fn handle(
     let config = shared.config.load_full();
     let request_id = request_id::of(req.headers());
     let mut ex = Exchange::start(&req, conn.peer.ip(), shared.access_log.is_some());
-    let (mut resp, local) = match forward(&shared, &config, &conn, req, &request_id, &mut ex).await
-    {
+    // Disabled (free) unless a filter or the OTLP export wants it.
+    let span = spans::request(req.method(), &mut ex.trace);
+    let forwarded = forward(&shared, &config, &conn, req, &request_id, &mut ex, &span)
+        .instrument(span.clone())
+        .await;
+    let (mut resp, local) = match forwarded {
         Ok(resp) => (resp, false),
-        Err(e) => (error_response(&e, &request_id), true),
+        Err(e) => (span.in_scope(|| error_response(&e, &request_id)), true),
     };
+    spans::record_status(&span, resp.status());
     let status = resp.status().as_u16();
-    let log = shared.access_log.as_ref();
-    if let Some(finish) = ex.finish(status, local, &config, log, &request_id)
+    if let Some(finish) = ex.finish(status, local, &config, &shared, &request_id)
         && let Either::Left(body) = resp.body_mut()
     {
         body.set_finish(finish);
@@ -79,6 +86,7 @@ async fn forward(
     mut req: Request<Incoming>,
     request_id: &HeaderValue,
     ex: &mut Exchange,
+    span: &tracing::Span,
 ) -> Result<Response<ProxyBody>, Error> {
     // 1. Hygiene: what hyper lets through but must not be forwarded (a
     //    missing, doubled or contradicted Host, a coding other than
@@ -103,6 +111,7 @@ async fn forward(
     let route = &config.routes[m.route];
     let upstream = &config.upstreams[route.upstream];
     ex.route = Some(m.route);
+    spans::record_route(span, &route.name);
 
     // 3. Policies: the access, limit and rewrite phases, on the request as
     //    the client sent it (normalised).
@@ -181,19 +190,23 @@ async fn forward(
     }
     headers::set_forwarded(headers, conn.peer.ip(), proto, host.as_ref());
     headers.insert(request_id::X_REQUEST_ID.clone(), request_id.clone());
-    headers.insert(TRACEPARENT.clone(), ex.trace.header());
     if route.preserve_host {
         if let Some(h) = host {
             headers.insert(header::HOST, h);
         }
     } else {
-        // The pool's client sets Host from the target's address.
+        // The pool sets Host from the target's address.
         headers.remove(header::HOST);
     }
 
     // 5. Balance and send (with retries where allowed), each attempt
-    //    bounded by the upstream's read timeout (connect included).
+    //    bounded by the upstream's read timeout (connect included). The
+    //    upstream's `traceparent` names the proxy's span as parent (the
+    //    `upstream` span when exported over OTLP).
     req.body().check_declared(&limits)?;
+    let upstream_span = spans::upstream(&upstream.name, &mut ex.trace);
+    req.headers_mut()
+        .insert(TRACEPARENT.clone(), ex.trace.header());
     // Consistent hashing on the consumer hashes its id, so renaming a
     // consumer keeps its target.
     let consumer_key = consumer.as_ref().and_then(|c| c.id_header.to_str().ok());
@@ -206,10 +219,18 @@ async fn forward(
         req,
         path_and_query,
     )
-    .await?;
+    .instrument(upstream_span.clone())
+    .await;
+    let outcome = match &sent {
+        Ok(s) => Ok((&s.target, s.response.status())),
+        Err(e) => Err(e),
+    };
+    spans::record_upstream(&upstream_span, outcome);
+    drop(upstream_span);
+    let sent = sent?;
     let send::Sent {
         response: resp,
-        connection,
+        lease,
         in_flight,
         admitted,
         target,
@@ -220,8 +241,7 @@ async fn forward(
 
     // 6. Respond, streaming the upstream's body.
     //    A response hyper parsed but framed ambiguously is refused, and its
-    //    connection poisoned: dropping the body is not enough, since hyper
-    //    drains a short body and pools the connection again.
+    //    connection retired (its lease dropped, never returned to the pool).
     //    A 101 (only ever to a WebSocket request) starts the tunnel.
     let (mut parts, body) = resp.into_parts();
     let switched = parts.status == StatusCode::SWITCHING_PROTOCOLS;
@@ -230,18 +250,16 @@ async fn forward(
         _ => hygiene::check_response(&parts.headers),
     };
     if let Err(e) = checked {
-        if let Some(c) = connection.connection_metadata().as_ref() {
-            c.poison();
-        }
+        drop(lease);
         return Err(e);
     }
     if let (true, Some(client)) = (switched, client_upgrade) {
         let resp = Response::from_parts(parts, body);
         // The tunnel is not an exchange in flight: least connections would
         // count it for hours.
-        drop((in_flight, admitted));
+        drop((in_flight, admitted, lease));
         let resp = upgrade::switch(resp, client, Some(conn.hold.clone()))?;
-        return Ok(resp.map(|b| Either::Left(send::TrackedBody::new(b, None, None))));
+        return Ok(resp.map(|b| Either::Left(send::TrackedBody::new(b, None, None, None))));
     }
     headers::strip_hop_by_hop(&mut parts.headers);
     if let Some(request_headers) = &request_headers {
@@ -263,8 +281,8 @@ async fn forward(
     };
     parts.headers.extend(policy_headers);
     let body = match whole {
-        Some(whole) => send::TrackedBody::whole(whole, Some(in_flight), admitted),
-        None => send::TrackedBody::new(body, Some(in_flight), admitted),
+        Some(whole) => send::TrackedBody::whole(whole, Some(in_flight), admitted, lease),
+        None => send::TrackedBody::new(body, Some(in_flight), admitted, lease),
     };
     Ok(Response::from_parts(parts, Either::Left(body)))
 }
@@ -297,51 +315,6 @@ fn strip_prefix(uri: &Uri, len: usize) -> Result<PathAndQuery, Error> {
         None => rest,
     };
     PathAndQuery::try_from(full).map_err(|e| Error::BadUpstreamRequest(e.to_string()))
-}
-
-/// Connection failures are 502, except a timeout (connecting, or a write
-/// the target stopped taking for `write_ms`), which is 504.
-pub(crate) fn classify(e: hyper_util::client::legacy::Error) -> Error {
-    match client_body_error(&e) {
-        Some(Error::BodyTooLarge(max)) => return Error::BodyTooLarge(*max),
-        Some(Error::BodyTimeout(t)) => return Error::BodyTimeout(*t),
-        Some(_) => return Error::ClientBody(e),
-        None => {}
-    }
-    if timed_out(&e) {
-        Error::UpstreamTimeout
-    } else if e.is_connect() {
-        Error::UpstreamConnect(e)
-    } else {
-        Error::UpstreamProtocol(e)
-    }
-}
-
-/// The client's body was at fault (too large, stalled, malformed): the
-/// error `body::ClientBody` raised, found inside the upstream client's.
-fn client_body_error(e: &hyper_util::client::legacy::Error) -> Option<&Error> {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(found) = s.downcast_ref::<Error>() {
-            return Some(found);
-        }
-        source = s.source();
-    }
-    None
-}
-
-fn timed_out(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if s.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-            || (e.is_connect() && s.to_string().contains("timed out"))
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }
 
 /// The proxy's own answers: small JSON bodies naming the request id;

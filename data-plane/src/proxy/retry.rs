@@ -13,9 +13,10 @@
 //!   working on it), nor is any response, 5xx included.
 //! - At most the upstream's `retries` extra attempts, each on a target not
 //!   tried yet, and each paid from the budget.
-//! - Separately, hyper-util resends a request it never wrote, whatever its
-//!   method, when a pooled connection turns out closed: that request
-//!   never reached the upstream, so nothing is duplicated.
+//! - Separately, the pool (`proxy::pool`) resends a request hyper never
+//!   wrote, whatever its method, when a pooled connection turns out
+//!   closed: that request never reached the upstream, so nothing is
+//!   duplicated.
 
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex, Weak};
 use http::Method;
 use uuid::Uuid;
 
+use crate::Error;
 use crate::balancer::state::now_ms;
 
 /// A retry costs one token (1000 milli-tokens); each first attempt earns
@@ -121,11 +123,16 @@ pub fn idempotent(method: &Method) -> bool {
 
 /// Whether a failed attempt ended before any response: the connection was
 /// never made, or it closed or reset before the response head.
-pub fn before_response(e: &hyper_util::client::legacy::Error) -> bool {
-    if e.is_connect() {
+pub fn before_response(e: &Error) -> bool {
+    let h = match e {
+        Error::UpstreamConnect(_) | Error::UpstreamConnectTimeout => return true,
+        Error::UpstreamProtocol(h) => h,
+        _ => return false,
+    };
+    if h.is_incomplete_message() || h.is_canceled() {
         return true;
     }
-    let mut source = e.source();
+    let mut source = h.source();
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<hyper::Error>()
             && (h.is_incomplete_message() || h.is_canceled())

@@ -14,7 +14,6 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::connect::{CaptureConnection, capture_connection};
 use turnpike_model::upstream::balancing::MAX_RETRIES;
 
 use crate::Error;
@@ -27,13 +26,15 @@ use crate::observe::stats::RouteStats;
 use crate::proxy::body::{BodyLimits, ClientBody, Outbound};
 use crate::proxy::breaker::Admitted;
 use crate::proxy::client::{self, UpstreamBody};
+use crate::proxy::pool::Lease;
 use crate::proxy::retry;
 
-/// A response from a target, with the attempt's connection (to retire it
-/// if the response turns out unusable).
+/// A response from a target, with its HTTP/1 connection lent until the
+/// body ends (dropping the lease retires the connection: an unusable
+/// response, an upgrade).
 pub struct Sent {
     pub response: Response<Incoming>,
-    pub connection: CaptureConnection,
+    pub lease: Option<Lease>,
     pub in_flight: InFlight,
     /// The circuit breaker's count of this request, if the upstream has one.
     pub admitted: Option<Admitted>,
@@ -99,7 +100,7 @@ pub async fn send(
     let mut attempts = 0;
     // The failure of the previous attempt: what the client gets when no
     // untried target is left for a retry.
-    let mut last: Option<hyper_util::client::legacy::Error> = None;
+    let mut last: Option<Error> = None;
     loop {
         let headers = match (&first, &replay) {
             (Some((parts, _)), _) => &parts.headers,
@@ -113,12 +114,13 @@ pub async fn send(
         };
         let Some(i) = upstream.balancer.pick(&ctx, &tried[..attempts]) else {
             return Err(match last {
-                Some(e) => super::classify(e),
+                Some(e) => e,
                 None => Error::NoTarget(upstream.name.clone()),
             });
         };
         tried[attempts] = i;
         attempts += 1;
+        tracing::Span::current().record("attempts", attempts);
         let target = &upstream.balancer.targets()[i];
 
         let mut uri = http::uri::Parts::default();
@@ -126,7 +128,7 @@ pub async fn send(
         uri.authority = Some(target.authority.clone());
         uri.path_and_query = Some(path_and_query.clone());
         let uri = Uri::from_parts(uri).map_err(|e| Error::BadUpstreamRequest(e.to_string()))?;
-        let mut req = match (first.take(), &replay) {
+        let req = match (first.take(), &replay) {
             (Some((mut parts, body)), _) => {
                 parts.uri = uri;
                 parts.version = Version::HTTP_11;
@@ -146,13 +148,11 @@ pub async fn send(
                 ));
             }
         };
-        let connection = capture_connection(&mut req);
         let in_flight = target.state.start();
         let started = Instant::now();
-        let result =
-            tokio::time::timeout(upstream.read_timeout, upstream.client.request(req)).await;
+        let result = tokio::time::timeout(upstream.read_timeout, upstream.client.send(req)).await;
         match result {
-            Ok(Ok(response)) => {
+            Ok(Ok((response, lease))) => {
                 let upstream_time = started.elapsed();
                 target.state.observe_latency(upstream_time);
                 if let Some(p) = &upstream.passive {
@@ -166,7 +166,7 @@ pub async fn send(
                 drop(pending);
                 return Ok(Sent {
                     response,
-                    connection,
+                    lease,
                     in_flight,
                     admitted,
                     target: target.authority.clone(),
@@ -184,7 +184,7 @@ pub async fn send(
                     && retry::before_response(&e)
                     && upstream.budget.withdraw();
                 if !again {
-                    return Err(super::classify(e));
+                    return Err(e);
                 }
                 tracing::debug!(
                     upstream = %upstream.name,
@@ -210,12 +210,14 @@ fn fail(upstream: &CompiledUpstream, target: &crate::balancer::CompiledTarget) {
 
 /// The response body of a target, holding the attempt in flight on its
 /// target until the body ends or is dropped (least connections counts
-/// whole exchanges, not just until the head). Streamed, or read whole and
-/// rewritten by a policy (`proxy::buffered`).
+/// whole exchanges, not just until the head), and the connection's lease,
+/// returned to the pool once the body has ended. Streamed, or read whole
+/// and rewritten by a policy (`proxy::buffered`).
 pub struct TrackedBody {
     inner: Either<Incoming, Full<Bytes>>,
     _in_flight: Option<InFlight>,
     _admitted: Option<Admitted>,
+    lease: Option<Lease>,
     /// Records the exchange (duration, bytes, log line) when dropped.
     finish: Option<Finish>,
 }
@@ -225,31 +227,51 @@ impl TrackedBody {
         inner: Incoming,
         in_flight: Option<InFlight>,
         admitted: Option<Admitted>,
+        lease: Option<Lease>,
     ) -> TrackedBody {
-        TrackedBody {
+        let mut body = TrackedBody {
             inner: Either::Left(inner),
             _in_flight: in_flight,
             _admitted: admitted,
+            lease,
             finish: None,
-        }
+        };
+        // No body at all (HEAD, 204, 304): nothing will read it.
+        body.release_if_ended();
+        body
     }
 
-    /// A body read whole (and rewritten).
+    /// A body read whole (and rewritten): its connection was free once read.
     pub fn whole(
         body: Bytes,
         in_flight: Option<InFlight>,
         admitted: Option<Admitted>,
+        lease: Option<Lease>,
     ) -> TrackedBody {
+        if let Some(l) = lease {
+            l.release();
+        }
         TrackedBody {
             inner: Either::Right(Full::new(body)),
             _in_flight: in_flight,
             _admitted: admitted,
+            lease: None,
             finish: None,
         }
     }
 
     pub fn set_finish(&mut self, finish: Finish) {
         self.finish = Some(finish);
+    }
+
+    fn release_if_ended(&mut self) {
+        if self.lease.is_some()
+            && let Either::Left(b) = &self.inner
+            && b.is_end_stream()
+            && let Some(l) = self.lease.take()
+        {
+            l.release();
+        }
     }
 }
 
@@ -270,10 +292,22 @@ impl Body for TrackedBody {
                 Poll::Pending => Poll::Pending,
             },
         };
-        if let (Poll::Ready(Some(Ok(frame))), Some(f)) = (&polled, &mut self.finish)
-            && let Some(data) = frame.data_ref()
-        {
-            f.bytes_out += data.len() as u64;
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(f), Some(data)) = (&mut self.finish, frame.data_ref()) {
+                    f.bytes_out += data.len() as u64;
+                }
+                self.release_if_ended();
+            }
+            // The end (a chunked body says so only here).
+            Poll::Ready(None) => {
+                if let Some(l) = self.lease.take() {
+                    l.release();
+                }
+            }
+            // A broken body: its connection is not reused.
+            Poll::Ready(Some(Err(_))) => self.lease = None,
+            Poll::Pending => {}
         }
         polled
     }

@@ -2,14 +2,15 @@
 //! the Prometheus text format. Values are read from the same atomics
 //! `/status` shows, at scrape time, into a registry built for the scrape;
 //! nothing here touches the request path. Per-target series come from
-//! `target_metrics`; request and policy metrics join with the
-//! observability work.
+//! `target_metrics`, per-route and per-plugin ones from `route_metrics`
+//! (still rendered with `--no-metrics`, then without new counts).
 
 use std::sync::atomic::Ordering;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
 use crate::Shared;
@@ -55,6 +56,32 @@ pub fn render(shared: &Shared) -> String {
         "config_last_apply_seconds",
         "Time from the decoded message to the swap for the last config applied",
         ConstGauge::new(stats.last_apply_us.load(Ordering::Relaxed) as f64 / 1e6),
+    );
+    // Only once a config was applied: a 0 would read as "just now".
+    if let Some(age) = stats.since_applied() {
+        r.register(
+            "config_last_applied_age_seconds",
+            "Seconds since the config in use was swapped in (from a control plane or the disk cache)",
+            ConstGauge::new(age),
+        );
+        r.register(
+            "config_last_applied_timestamp_seconds",
+            "Unix time the config in use was swapped in",
+            ConstGauge::new(stats.last_applied_unix_ms.load(Ordering::Relaxed) as f64 / 1e3),
+        );
+    }
+    let open = Family::<[(&str, &str); 1], Gauge>::default();
+    for (kind, count) in [
+        ("http", &shared.connections.http),
+        ("https", &shared.connections.https),
+    ] {
+        open.get_or_create(&[("listener", kind)])
+            .set(i64::try_from(count.get()).unwrap_or(i64::MAX));
+    }
+    r.register(
+        "open_connections",
+        "Client connections open on each proxy listener (accepted, not yet ended; WebSocket tunnels included)",
+        open,
     );
     r.register_collector(Box::new(super::target_metrics::TargetMetrics(
         shared.config.load_full(),

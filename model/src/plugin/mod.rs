@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::{ValidationErrors, check_tags};
 
+pub mod access_log;
 pub mod acl;
 pub mod basic_auth;
 pub mod cors;
@@ -26,7 +27,7 @@ pub mod request_transformer;
 pub mod response_transformer;
 
 /// Every plugin name the API accepts (API.md).
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 12] = [
     "key-auth",
     "basic-auth",
     "jwt",
@@ -38,6 +39,7 @@ pub const NAMES: [&str; 11] = [
     "request-transformer",
     "response-transformer",
     "json-xml",
+    "access-log",
 ];
 
 /// Plugins that identify the consumer: scoping one to a consumer is
@@ -146,6 +148,7 @@ pub fn normalize_config(name: &str, config: &Value) -> Result<Value, ValidationE
             normalized::<response_transformer::ResponseTransformerConfig>(config)
         }
         "json-xml" => normalized::<json_xml::JsonXmlConfig>(config),
+        "access-log" => normalized::<access_log::AccessLogConfig>(config),
         _ => {
             let mut errors = ValidationErrors::default();
             errors.push("name", "unknown plugin");

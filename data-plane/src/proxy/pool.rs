@@ -1,0 +1,343 @@
+//! Upstream connections, pooled per target over hyper's connection API
+//! (`hyper::client::conn`) rather than hyper-util's legacy client, whose
+//! machinery (pool keys hashed with SipHash, checkout futures, a task
+//! spawned per response to return the connection) cost more instructions
+//! than the HTTP/1 exchange itself.
+//!
+//! - HTTP/1: idle connections wait in a per-target stack (most recently
+//!   used first, so a few stay warm); a request takes one that is ready,
+//!   else opens one. The connection is lent with the response ([`Lease`])
+//!   and comes back when the response body has been read to its end; a
+//!   body dropped early, an invalid response or an upgrade never returns it.
+//! - HTTP/2: one shared connection per target, multiplexed; a new one
+//!   replaces it once it closes.
+//! - A request hyper never wrote (the pooled connection closed under it)
+//!   is sent again on another connection, whatever its method: it never
+//!   reached the upstream. Nothing else is retried here (`proxy::retry`).
+//! - Idle connections are closed after [`IDLE_TIMEOUT`], before a typical
+//!   upstream keep-alive (60 s in nginx) would close them under us.
+
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Response, Uri, header};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::client::legacy::connect::Connection;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower_service::Service;
+
+use crate::Error;
+use crate::proxy::client::UpstreamBody;
+use crate::proxy::connector::UpstreamConnector;
+
+/// How long an idle connection is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle HTTP/1 connections kept per target; more are closed when released.
+pub const MAX_IDLE_PER_TARGET: usize = 256;
+/// How often idle connections past their time are closed.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Sends of one request that hyper gave back unsent before giving up.
+const UNSENT_TRIES: usize = 3;
+
+type Slots = HashMap<Authority, Slot, foldhash::fast::RandomState>;
+
+/// The connections of one upstream (one connector: TLS and protocol).
+pub struct Pool {
+    connector: UpstreamConnector,
+    http2: bool,
+    idle: Mutex<Slots>,
+}
+
+#[derive(Default)]
+struct Slot {
+    h1: Vec<Idle>,
+    h2: Option<http2::SendRequest<UpstreamBody>>,
+}
+
+struct Idle {
+    sender: http1::SendRequest<UpstreamBody>,
+    since: Instant,
+}
+
+/// An HTTP/1 connection lent out with its response.
+pub struct Lease {
+    pool: Arc<Pool>,
+    authority: Authority,
+    sender: http1::SendRequest<UpstreamBody>,
+}
+
+impl Lease {
+    /// The response was read to its end: the connection may serve another.
+    pub fn release(self) {
+        self.pool.checkin(self.authority, self.sender);
+    }
+}
+
+enum Sender {
+    H1(http1::SendRequest<UpstreamBody>),
+    H2(http2::SendRequest<UpstreamBody>),
+}
+
+impl Pool {
+    pub fn new(connector: UpstreamConnector, http2: bool) -> Arc<Pool> {
+        let pool = Arc::new(Pool {
+            connector,
+            http2,
+            idle: Mutex::new(Slots::default()),
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(sweep(Arc::downgrade(&pool)));
+        }
+        pool
+    }
+
+    /// Sends `req` (absolute URI: scheme and the target's authority) on a
+    /// pooled or new connection. The lease comes with HTTP/1 responses.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<(Response<Incoming>, Option<Lease>), Error> {
+        let (scheme, authority) = match (req.uri().scheme(), req.uri().authority()) {
+            (Some(s), Some(a)) => (s.clone(), a.clone()),
+            _ => return Err(Error::BadUpstreamRequest("no target in the URI".into())),
+        };
+        if !self.http2 {
+            set_host(&mut req, &scheme, &authority)?;
+            origin_form(req.uri_mut());
+        }
+        for _ in 0..UNSENT_TRIES {
+            let (sender, reused) = match self.checkout(&authority) {
+                Some(s) => (s, true),
+                // Boxed: connecting holds a TLS stream by value, which
+                // would make every request's future (moved a few times on
+                // its way through the server) kilobytes larger.
+                None => (Box::pin(self.connect(&scheme, &authority)).await?, false),
+            };
+            let result = match sender {
+                Sender::H1(mut s) => match s.try_send_request(req).await {
+                    Ok(resp) => {
+                        let lease = Lease {
+                            pool: self.clone(),
+                            authority,
+                            sender: s,
+                        };
+                        return Ok((resp, Some(lease)));
+                    }
+                    Err(e) => e,
+                },
+                Sender::H2(mut s) => match s.try_send_request(req).await {
+                    Ok(resp) => return Ok((resp, None)),
+                    Err(e) => e,
+                },
+            };
+            let mut failed = result;
+            match failed.take_message() {
+                // Never written: safe to send again, but only when the
+                // connection was a pooled one (a fresh one failing says the
+                // target is the problem).
+                Some(unsent) if reused => req = unsent,
+                _ => return Err(request_error(failed.into_error())),
+            }
+        }
+        Err(Error::UpstreamConnect(
+            "pooled connections kept closing before the request was sent".into(),
+        ))
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A ready connection to `authority`, if one is idle. Closed ones are
+    /// dropped; busy ones (still finishing their last response) stay.
+    fn checkout(&self, authority: &Authority) -> Option<Sender> {
+        let mut slots = self.slots();
+        let slot = slots.get_mut(authority)?;
+        if self.http2 {
+            return match &slot.h2 {
+                Some(s) if !s.is_closed() => Some(Sender::H2(s.clone())),
+                _ => None,
+            };
+        }
+        let mut i = slot.h1.len();
+        while i > 0 {
+            i -= 1;
+            let idle = &slot.h1[i];
+            if idle.sender.is_ready() {
+                return Some(Sender::H1(slot.h1.swap_remove(i).sender));
+            }
+            if idle.sender.is_closed() {
+                slot.h1.swap_remove(i);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, authority: Authority, sender: http1::SendRequest<UpstreamBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut slots = self.slots();
+        let slot = slots.entry(authority).or_default();
+        if slot.h1.len() < MAX_IDLE_PER_TARGET {
+            slot.h1.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self, scheme: &Scheme, authority: &Authority) -> Result<Sender, Error> {
+        let uri = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| Error::BadUpstreamRequest(e.to_string()))?;
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(connect_error)?;
+        let io = connector.call(uri).await.map_err(connect_error)?;
+        if self.http2 || io.connected().is_negotiated_h2() {
+            let mut builder = http2::Builder::new(TokioExecutor::new());
+            builder.timer(TokioTimer::new());
+            let (sender, conn) = builder.handshake(io).await.map_err(handshake_error)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
+                }
+            });
+            let mut slots = self.slots();
+            slots.entry(authority.clone()).or_default().h2 = Some(sender.clone());
+            Ok(Sender::H2(sender))
+        } else {
+            let (sender, conn) = http1::Builder::new()
+                .handshake(io)
+                .await
+                .map_err(handshake_error)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!(error = %e, "upstream connection ended");
+                }
+            });
+            Ok(Sender::H1(sender))
+        }
+    }
+
+    /// Closes idle connections past [`IDLE_TIMEOUT`] and forgets closed ones.
+    fn sweep(&self, now: Instant) {
+        let mut slots = self.slots();
+        slots.retain(|_, slot| {
+            slot.h1
+                .retain(|i| !i.sender.is_closed() && now.duration_since(i.since) < IDLE_TIMEOUT);
+            if slot.h2.as_ref().is_some_and(http2::SendRequest::is_closed) {
+                slot.h2 = None;
+            }
+            !slot.h1.is_empty() || slot.h2.is_some()
+        });
+    }
+
+    /// Idle HTTP/1 connections, for tests.
+    pub fn idle_count(&self) -> usize {
+        self.slots().values().map(|s| s.h1.len()).sum()
+    }
+}
+
+/// Runs while the pool lives.
+async fn sweep(pool: Weak<Pool>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match pool.upgrade() {
+            Some(p) => p.sweep(Instant::now()),
+            None => return,
+        }
+    }
+}
+
+/// `Host` from the target's address unless the route kept the client's
+/// (`preserve_host`); the default port is left out, as clients do.
+fn set_host<B>(req: &mut Request<B>, scheme: &Scheme, authority: &Authority) -> Result<(), Error> {
+    if req.headers().contains_key(header::HOST) {
+        return Ok(());
+    }
+    let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
+    let value = match authority.port_u16() {
+        Some(p) if p == default_port => HeaderValue::from_str(authority.host()),
+        _ => HeaderValue::from_str(authority.as_str()),
+    }
+    .map_err(|e| Error::BadUpstreamRequest(e.to_string()))?;
+    req.headers_mut().insert(header::HOST, value);
+    Ok(())
+}
+
+/// HTTP/1 sends the path only (`/a?b`), not the absolute URI.
+fn origin_form(uri: &mut Uri) {
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = uri.path_and_query().cloned();
+    if let Ok(u) = Uri::from_parts(parts) {
+        *uri = u;
+    }
+}
+
+/// What the client gets for a connection that could not be made: 504 for
+/// a connect timeout, 502 otherwise.
+fn connect_error(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    // hyper-util's connector reports its connect timeout only in words.
+    if chain_timed_out(&*e, true) {
+        Error::UpstreamConnectTimeout
+    } else {
+        Error::UpstreamConnect(e)
+    }
+}
+
+fn handshake_error(e: hyper::Error) -> Error {
+    connect_error(Box::new(e))
+}
+
+/// A failed exchange: the client's body at fault (too large, stalled,
+/// malformed: the error `body::ClientBody` raised, found in hyper's), a
+/// write the target stopped taking for `write_ms` (504), or the upstream
+/// connection failing (502).
+pub fn request_error(e: hyper::Error) -> Error {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(found) = s.downcast_ref::<Error>() {
+            return match found {
+                Error::BodyTooLarge(max) => Error::BodyTooLarge(*max),
+                Error::BodyTimeout(t) => Error::BodyTimeout(*t),
+                _ => Error::ClientBody(e),
+            };
+        }
+        source = s.source();
+    }
+    if chain_timed_out(&e, false) {
+        Error::UpstreamTimeout
+    } else {
+        Error::UpstreamProtocol(e)
+    }
+}
+
+fn chain_timed_out(e: &(dyn std::error::Error + 'static), by_message: bool) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || (by_message && s.to_string().contains("timed out"))
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;
