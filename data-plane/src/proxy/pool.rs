@@ -52,8 +52,9 @@ pub struct Pool {
     idle: Mutex<Slots>,
 }
 
-#[derive(Default)]
 struct Slot {
+    /// `Host` for HTTP/1 requests to this target.
+    host: HeaderValue,
     h1: Vec<Idle>,
     h2: Option<http2::SendRequest<UpstreamBody>>,
 }
@@ -67,13 +68,15 @@ struct Idle {
 pub struct Lease {
     pool: Arc<Pool>,
     authority: Authority,
+    /// The target's `Host`, to make its slot again if it was swept meanwhile.
+    host: HeaderValue,
     sender: http1::SendRequest<UpstreamBody>,
 }
 
 impl Lease {
     /// The response was read to its end: the connection may serve another.
     pub fn release(self) {
-        self.pool.checkin(self.authority, self.sender);
+        self.pool.checkin(self.authority, self.host, self.sender);
     }
 }
 
@@ -105,12 +108,18 @@ impl Pool {
             (Some(s), Some(a)) => (s.clone(), a.clone()),
             _ => return Err(Error::BadUpstreamRequest("no target in the URI".into())),
         };
-        if !self.http2 {
-            set_host(&mut req, &scheme, &authority)?;
+        let (mut pooled, host) = self.checkout(&scheme, &authority)?;
+        if let Some(host) = &host {
+            req.headers_mut()
+                .entry(header::HOST)
+                .or_insert_with(|| host.clone());
             origin_form(req.uri_mut());
         }
         for _ in 0..UNSENT_TRIES {
-            let (sender, reused) = match self.checkout(&authority) {
+            let pooled = pooled
+                .take()
+                .or_else(|| self.checkout(&scheme, &authority).ok()?.0);
+            let (sender, reused) = match pooled {
                 Some(s) => (s, true),
                 // Boxed: connecting holds a TLS stream by value, which
                 // would make every request's future (moved a few times on
@@ -123,6 +132,7 @@ impl Pool {
                         let lease = Lease {
                             pool: self.clone(),
                             authority,
+                            host: host.unwrap_or_else(|| HeaderValue::from_static("")),
                             sender: s,
                         };
                         return Ok((resp, Some(lease)));
@@ -152,37 +162,61 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A ready connection to `authority`, if one is idle. Closed ones are
-    /// dropped; busy ones (still finishing their last response) stay.
-    fn checkout(&self, authority: &Authority) -> Option<Sender> {
+    /// A ready connection to `authority`, if one is idle (closed ones are
+    /// dropped; busy ones, still finishing their last response, stay), and
+    /// for HTTP/1 the `Host` it is sent with, kept with the target's
+    /// connections so it is built once: one lock and one lookup per request.
+    fn checkout(
+        &self,
+        scheme: &Scheme,
+        authority: &Authority,
+    ) -> Result<(Option<Sender>, Option<HeaderValue>), Error> {
         let mut slots = self.slots();
-        let slot = slots.get_mut(authority)?;
+        let slot = match slots.get_mut(authority) {
+            Some(slot) => slot,
+            None => slots.entry(authority.clone()).or_insert(Slot {
+                host: host_header(scheme, authority)?,
+                h1: Vec::new(),
+                h2: None,
+            }),
+        };
         if self.http2 {
-            return match &slot.h2 {
-                Some(s) if !s.is_closed() => Some(Sender::H2(s.clone())),
-                _ => None,
-            };
+            return Ok(match &slot.h2 {
+                Some(s) if !s.is_closed() => (Some(Sender::H2(s.clone())), None),
+                _ => (None, None),
+            });
         }
+        let host = Some(slot.host.clone());
         let mut i = slot.h1.len();
         while i > 0 {
             i -= 1;
             let idle = &slot.h1[i];
             if idle.sender.is_ready() {
-                return Some(Sender::H1(slot.h1.swap_remove(i).sender));
+                return Ok((Some(Sender::H1(slot.h1.swap_remove(i).sender)), host));
             }
             if idle.sender.is_closed() {
                 slot.h1.swap_remove(i);
             }
         }
-        None
+        Ok((None, host))
     }
 
-    fn checkin(&self, authority: Authority, sender: http1::SendRequest<UpstreamBody>) {
+    fn checkin(
+        &self,
+        authority: Authority,
+        host: HeaderValue,
+        sender: http1::SendRequest<UpstreamBody>,
+    ) {
         if sender.is_closed() {
             return;
         }
         let mut slots = self.slots();
-        let slot = slots.entry(authority).or_default();
+        // Swept while the connection was lent (it had nothing idle): made again.
+        let slot = slots.entry(authority).or_insert_with(|| Slot {
+            host,
+            h1: Vec::new(),
+            h2: None,
+        });
         if slot.h1.len() < MAX_IDLE_PER_TARGET {
             slot.h1.push(Idle {
                 sender,
@@ -212,8 +246,9 @@ impl Pool {
                     tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
                 }
             });
-            let mut slots = self.slots();
-            slots.entry(authority.clone()).or_default().h2 = Some(sender.clone());
+            if let Some(slot) = self.slots().get_mut(authority) {
+                slot.h2 = Some(sender.clone());
+            }
             Ok(Sender::H2(sender))
         } else {
             let (sender, conn) = http1::Builder::new()
@@ -261,20 +296,15 @@ async fn sweep(pool: Weak<Pool>) {
     }
 }
 
-/// `Host` from the target's address unless the route kept the client's
-/// (`preserve_host`); the default port is left out, as clients do.
-fn set_host<B>(req: &mut Request<B>, scheme: &Scheme, authority: &Authority) -> Result<(), Error> {
-    if req.headers().contains_key(header::HOST) {
-        return Ok(());
-    }
+/// `Host` from the target's address (used unless the route kept the
+/// client's, `preserve_host`); the default port is left out, as clients do.
+fn host_header(scheme: &Scheme, authority: &Authority) -> Result<HeaderValue, Error> {
     let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
-    let value = match authority.port_u16() {
+    match authority.port_u16() {
         Some(p) if p == default_port => HeaderValue::from_str(authority.host()),
         _ => HeaderValue::from_str(authority.as_str()),
     }
-    .map_err(|e| Error::BadUpstreamRequest(e.to_string()))?;
-    req.headers_mut().insert(header::HOST, value);
-    Ok(())
+    .map_err(|e| Error::BadUpstreamRequest(e.to_string()))
 }
 
 /// HTTP/1 sends the path only (`/a?b`), not the absolute URI.

@@ -174,16 +174,16 @@ async fn idle_connections_are_swept_after_the_idle_timeout() {
     assert_eq!(pool.idle_count(), 0);
 }
 
-#[tokio::test]
-async fn the_host_header_names_the_target_without_a_default_port() {
-    let mut req = get("127.0.0.1:8080".parse().unwrap());
+#[test]
+fn the_host_header_names_the_target_without_a_default_port() {
     let a: Authority = "127.0.0.1:8080".parse().unwrap();
-    set_host(&mut req, &Scheme::HTTP, &a).unwrap();
-    assert_eq!(req.headers()[header::HOST], "127.0.0.1:8080");
-    let mut req = get("127.0.0.1:80".parse().unwrap());
+    assert_eq!(host_header(&Scheme::HTTP, &a).unwrap(), "127.0.0.1:8080");
     let a: Authority = "example.com:80".parse().unwrap();
-    set_host(&mut req, &Scheme::HTTP, &a).unwrap();
-    assert_eq!(req.headers()[header::HOST], "example.com");
-    origin_form(req.uri_mut());
-    assert_eq!(req.uri().to_string(), "/x");
+    assert_eq!(host_header(&Scheme::HTTP, &a).unwrap(), "example.com");
+    assert_eq!(host_header(&Scheme::HTTPS, &a).unwrap(), "example.com:80");
+    let a: Authority = "example.com:443".parse().unwrap();
+    assert_eq!(host_header(&Scheme::HTTPS, &a).unwrap(), "example.com");
+    let mut uri: Uri = "http://example.com/x?y=1".parse().unwrap();
+    origin_form(&mut uri);
+    assert_eq!(uri.to_string(), "/x?y=1");
 }
