@@ -210,6 +210,10 @@ pub async fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Resul
         let _ = status_stop.send(true);
         let _ = status_task.await;
         client.abort();
+        // The access log's last batch is written before the process ends.
+        if let Some(log) = s.access_log.clone() {
+            let _ = tokio::task::spawn_blocking(move || log.close()).await;
+        }
     });
     Ok(Running {
         proxy_addr,
