@@ -60,6 +60,8 @@ pub mod jwks;
 #[cfg(test)]
 #[path = "jwt_tests.rs"]
 mod tests;
+#[path = "jwt_verified.rs"]
+mod verified;
 
 /// Longer tokens are refused before any decoding.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -72,6 +74,8 @@ pub struct Jwt {
     jwks: Option<Arc<jwks::Jwks>>,
     /// Keys made from credentials (PEM parsed once), by credential key.
     keys: RwLock<HashMap<String, Arc<CredKey>>>,
+    /// Tokens verified with a credential's key (`verified`).
+    verified: verified::Verified,
 }
 
 struct CredKey {
@@ -134,10 +138,14 @@ impl Jwt {
             }),
             jwks,
             keys: RwLock::default(),
+            verified: verified::Verified::default(),
         }
     }
 
     fn authenticate(&self, raw: &str, consumers: &CompiledConsumers) -> Outcome {
+        if let Some(consumer) = self.verified.get(raw, &self.checks) {
+            return Outcome::Pass(consumer);
+        }
         let token = match Token::parse(raw) {
             Ok(t) => t,
             Err(r) => return Outcome::Fail(r),
@@ -179,7 +187,11 @@ impl Jwt {
             .cred_key(cred)
             .and_then(|k| self.checks.verify(raw, &token.header, k.alg, &k.key));
         match result {
-            Ok(()) => Outcome::Pass(consumer.clone()),
+            Ok(()) => {
+                self.verified
+                    .put(raw, &token.claims, consumer, &self.checks);
+                Outcome::Pass(consumer.clone())
+            }
             Err(r) => Outcome::Fail(r),
         }
     }

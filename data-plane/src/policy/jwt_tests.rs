@@ -808,3 +808,6 @@ fn rfc7520_section_4_signatures_verify() {
         );
     }
 }
+
+#[path = "jwt_verified_tests.rs"]
+mod verified_tests;
