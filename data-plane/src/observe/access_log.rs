@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::SystemTime;
 
-use serde::Serialize;
-
 /// Lines waiting for the writer before new ones are dropped: a batch
 /// window's worth at 800,000 requests per second.
 const QUEUE: usize = 16 * 1024;
@@ -49,12 +47,12 @@ pub struct AccessLog {
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-/// One request, as logged.
-#[derive(Debug, Serialize)]
+/// One request, as logged (`access_line` writes it as JSON).
+#[derive(Debug)]
 pub struct Entry<'a> {
-    pub time: String,
+    pub time: SystemTime,
     pub request_id: &'a str,
-    pub trace_id: String,
+    pub trace_id: u128,
     pub client_ip: IpAddr,
     pub method: &'a str,
     pub host: &'a str,
@@ -103,11 +101,9 @@ impl AccessLog {
     }
 
     pub fn write(&self, entry: &Entry<'_>) {
-        let mut line = Vec::with_capacity(384);
-        if serde_json::to_writer(&mut line, entry).is_err() {
-            return;
-        }
-        line.push(b'\n');
+        // A typical line is 350-450 bytes: one allocation, no growth.
+        let mut line = Vec::with_capacity(640);
+        super::access_line::encode(&mut line, entry);
         match self.tx.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -171,12 +167,6 @@ fn write_lines(rx: Receiver<Vec<u8>>, out: Box<dyn Write + Send>) {
     let _ = out.flush();
 }
 
-/// RFC 3339 UTC time with milliseconds.
-pub fn now_rfc3339() -> String {
-    let t: chrono::DateTime<chrono::Utc> = SystemTime::now().into();
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,9 +179,9 @@ mod tests {
         let log = AccessLog::start(&Destination::File(path.clone())).unwrap();
         for i in 0..3u16 {
             log.write(&Entry {
-                time: now_rfc3339(),
+                time: SystemTime::now(),
                 request_id: "abc",
-                trace_id: "0".repeat(32),
+                trace_id: 0,
                 client_ip: "127.0.0.1".parse().unwrap(),
                 method: "GET",
                 host: "example.com",
@@ -248,9 +238,9 @@ mod tests {
         let bytes = std::sync::Arc::new(AtomicU64::new(0));
         let log = AccessLog::to(Box::new(Counting(writes.clone(), bytes.clone()))).unwrap();
         let entry = Entry {
-            time: now_rfc3339(),
+            time: SystemTime::now(),
             request_id: "abc",
-            trace_id: "0".repeat(32),
+            trace_id: 0,
             client_ip: "127.0.0.1".parse().unwrap(),
             method: "GET",
             host: "example.com",
@@ -266,8 +256,8 @@ mod tests {
             bytes_out: 2,
             config_version: 7,
         };
-        let mut line = serde_json::to_vec(&entry).unwrap();
-        line.push(b'\n');
+        let mut line = Vec::new();
+        super::super::access_line::encode(&mut line, &entry);
         // One line a millisecond for 200 ms: written as it came, that is
         // about 200 writes; in 20 ms batches about 10.
         for _ in 0..200 {

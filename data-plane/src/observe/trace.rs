@@ -66,11 +66,6 @@ impl TraceContext {
         hex_into(&mut buf[53..55], u128::from(self.flags), 2);
         HeaderValue::from_bytes(&buf).expect("hex digits and dashes are a valid header value")
     }
-
-    /// The trace id as 32 hex digits, for logs.
-    pub fn trace_id_hex(&self) -> String {
-        format!("{:032x}", self.trace_id)
-    }
 }
 
 fn nonzero_u64() -> u64 {
