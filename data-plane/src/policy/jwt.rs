@@ -1,8 +1,8 @@
 //! `jwt`: the consumer presents a signed JWT in `Authorization: Bearer`.
-//! (The schema has no cookie or query parameter name and no claims-to-headers
-//! mapping, so the token is read from that header only and no claim is
-//! forwarded; the consumer goes up as `X-Consumer-*` like every
-//! authentication plugin's.)
+//! (The schema has no cookie or query parameter name, so the token is read
+//! from that header only.) The consumer goes up as `X-Consumer-*` like every
+//! authentication plugin's, and the claims `claims_to_headers` names as
+//! request headers (`headers`).
 //!
 //! Which key verifies a token:
 //! 1. The credential is the JWT credential whose `key` equals the token's
@@ -55,6 +55,8 @@ use super::{CompiledConsumer, CompiledConsumers, Flow, Phase, Policy, Rejection,
 mod claims;
 #[path = "jwt_crypto.rs"]
 mod crypto;
+#[path = "jwt_headers.rs"]
+mod headers;
 #[path = "jwks.rs"]
 pub mod jwks;
 #[cfg(test)]
@@ -76,6 +78,8 @@ pub struct Jwt {
     keys: RwLock<HashMap<String, Arc<CredKey>>>,
     /// Tokens verified with a credential's key (`verified`).
     verified: verified::Verified,
+    /// `claims_to_headers`.
+    claim_headers: headers::ClaimHeaders,
 }
 
 struct CredKey {
@@ -139,12 +143,13 @@ impl Jwt {
             jwks,
             keys: RwLock::default(),
             verified: verified::Verified::default(),
+            claim_headers: headers::ClaimHeaders::new(&config.claims_to_headers),
         }
     }
 
     fn authenticate(&self, raw: &str, consumers: &CompiledConsumers) -> Outcome {
-        if let Some(consumer) = self.verified.get(raw, &self.checks) {
-            return Outcome::Pass(consumer);
+        if let Some((consumer, forwarded)) = self.verified.get(raw, &self.checks) {
+            return Outcome::Pass(consumer, forwarded);
         }
         let token = match Token::parse(raw) {
             Ok(t) => t,
@@ -161,7 +166,9 @@ impl Jwt {
         if let (Some(jwks), Some(kid), Some((cred, consumer))) = (&self.jwks, kid, by_iss) {
             if let Some(key) = jwks.get(kid) {
                 return match self.checks.verify_jwks(raw, &token.header, &key) {
-                    Ok(()) => Outcome::Pass(consumer.clone()),
+                    Ok(()) => {
+                        Outcome::Pass(consumer.clone(), self.claim_headers.values(&token.claims))
+                    }
                     Err(r) => Outcome::Fail(r),
                 };
             }
@@ -177,7 +184,9 @@ impl Jwt {
                     kid: kid.to_owned(),
                     fallback: self.cred_key(cred),
                 };
-                return Outcome::Wait(Box::pin(wait.run()));
+                // Sent only if the wait verifies the token (else 401).
+                let forwarded = self.claim_headers.values(&token.claims);
+                return Outcome::Wait(Box::pin(wait.run()), forwarded);
             }
         }
         let Some((cred, consumer)) = by_iss.or(by_kid) else {
@@ -188,9 +197,10 @@ impl Jwt {
             .and_then(|k| self.checks.verify(raw, &token.header, k.alg, &k.key));
         match result {
             Ok(()) => {
+                let forwarded = self.claim_headers.values(&token.claims);
                 self.verified
-                    .put(raw, &token.claims, consumer, &self.checks);
-                Outcome::Pass(consumer.clone())
+                    .put(raw, &token.claims, consumer, &forwarded, &self.checks);
+                Outcome::Pass(consumer.clone(), forwarded)
             }
             Err(r) => Outcome::Fail(r),
         }
@@ -237,10 +247,10 @@ impl Jwt {
 type WaitFuture = Pin<Box<dyn Future<Output = Result<Arc<CompiledConsumer>, Rejection>> + Send>>;
 
 enum Outcome {
-    Pass(Arc<CompiledConsumer>),
+    Pass(Arc<CompiledConsumer>, headers::Forwarded),
     Fail(Reason),
     /// Rule 4 of the module: decided after a JWKS refresh.
-    Wait(WaitFuture),
+    Wait(WaitFuture, headers::Forwarded),
 }
 
 /// A request waiting for a JWKS refresh.
@@ -363,6 +373,7 @@ impl Policy for Jwt {
     }
 
     fn on_request(&self, ctx: &mut RequestCtx<'_>) -> Flow {
+        self.claim_headers.strip(&mut ctx.parts.headers);
         let raw = match bearer(&ctx.parts.headers) {
             Bearer::None => {
                 return Flow::Absent(
@@ -374,12 +385,16 @@ impl Policy for Jwt {
             Bearer::One(t) => t,
         };
         match self.authenticate(raw, ctx.consumers) {
-            Outcome::Pass(consumer) => {
+            Outcome::Pass(consumer, forwarded) => {
+                headers::apply(&forwarded, &mut ctx.parts.headers);
                 ctx.consumer = Some(consumer);
                 Flow::Continue
             }
             Outcome::Fail(r) => Flow::Reject(invalid(r)),
-            Outcome::Wait(wait) => Flow::Identify(wait),
+            Outcome::Wait(wait, forwarded) => {
+                headers::apply(&forwarded, &mut ctx.parts.headers);
+                Flow::Identify(wait)
+            }
         }
     }
 }

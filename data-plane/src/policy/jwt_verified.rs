@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use super::CompiledConsumer;
 use super::claims::Checks;
+use super::headers::Forwarded;
 
 /// Tokens kept per policy.
 pub(super) const MAX: usize = 10_000;
@@ -34,6 +35,8 @@ pub(super) struct Verified {
 
 struct Entry {
     consumer: Arc<CompiledConsumer>,
+    /// Its `claims_to_headers`.
+    forwarded: Forwarded,
     exp: f64,
     nbf: Option<f64>,
 }
@@ -46,12 +49,19 @@ impl Entry {
 }
 
 impl Verified {
-    /// The consumer of `raw` if it was verified and its time claims still hold.
-    pub(super) fn get(&self, raw: &str, checks: &Checks) -> Option<Arc<CompiledConsumer>> {
+    /// The consumer of `raw` (and its claims' headers) if it was verified
+    /// and its time claims still hold.
+    pub(super) fn get(
+        &self,
+        raw: &str,
+        checks: &Checks,
+    ) -> Option<(Arc<CompiledConsumer>, Forwarded)> {
         let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
         let entry = tokens.get(raw)?;
         let now = (checks.now)() as f64;
-        entry.valid_at(now, checks).then(|| entry.consumer.clone())
+        entry
+            .valid_at(now, checks)
+            .then(|| (entry.consumer.clone(), entry.forwarded.clone()))
     }
 
     /// Keeps `raw`, just verified (signature and every claim) for `consumer`.
@@ -60,6 +70,7 @@ impl Verified {
         raw: &str,
         claims: &serde_json::Map<String, Value>,
         consumer: &Arc<CompiledConsumer>,
+        forwarded: &Forwarded,
         checks: &Checks,
     ) {
         // The claims passed their checks, so `exp` is a number.
@@ -68,6 +79,7 @@ impl Verified {
         };
         let entry = Entry {
             consumer: consumer.clone(),
+            forwarded: forwarded.clone(),
             exp,
             nbf: claims.get("nbf").and_then(Value::as_f64),
         };

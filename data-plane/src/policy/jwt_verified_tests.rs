@@ -67,3 +67,53 @@ fn the_cache_is_bounded() {
     }
     assert!(policy.verified.len() <= verified::MAX);
 }
+
+/// The request headers after the policy ran on a request carrying `token`
+/// and a forged `x-user`.
+fn headers_after(policy: &Jwt, consumers: &CompiledConsumers, token: &str) -> HeaderMap {
+    let (mut parts, ()) = http::Request::get("/").body(()).unwrap().into_parts();
+    let bearer = format!("Bearer {token}");
+    parts
+        .headers
+        .insert(AUTHORIZATION, HeaderValue::from_str(&bearer).unwrap());
+    parts
+        .headers
+        .insert("x-user", HeaderValue::from_static("forged"));
+    let mut ctx = RequestCtx {
+        parts: &mut parts,
+        client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        route: "r",
+        consumers,
+        consumer: None,
+        response_headers: HeaderMap::new(),
+        body_limit: None,
+    };
+    let _ = policy.on_request(&mut ctx);
+    parts.headers
+}
+
+#[test]
+fn claims_go_up_as_headers_from_a_verified_or_remembered_token() {
+    let (consumers, k) = world();
+    let mut config = all_algorithms();
+    config.claims_to_headers = std::collections::BTreeMap::from([
+        ("sub".to_owned(), "x-user".to_owned()),
+        ("tier".to_owned(), "x-tier".to_owned()),
+    ]);
+    let policy = at(Jwt::with_jwks(config, None), now);
+    let c = json!({"iss": "rs-issuer", "sub": "ann", "tier": 2, "exp": NOW + 600, "nbf": NOW});
+    let t = token(hdr("RS256"), c, &k.rsa, Algorithm::RS256);
+    for _ in 0..2 {
+        // The second time from the verified-token cache.
+        let h = headers_after(&policy, &consumers, &t);
+        assert_eq!(h["x-user"], "ann");
+        assert_eq!(h["x-tier"], "2");
+    }
+    assert_eq!(policy.verified.len(), 1);
+    // A token without the claim: the forged header is gone, nothing replaces it.
+    let c = json!({"iss": "rs-issuer", "exp": NOW + 600, "nbf": NOW});
+    let t = token(hdr("RS256"), c, &k.rsa, Algorithm::RS256);
+    assert!(!headers_after(&policy, &consumers, &t).contains_key("x-user"));
+    // No token at all: still stripped.
+    assert!(!headers_after(&policy, &consumers, "").contains_key("x-user"));
+}

@@ -28,7 +28,15 @@ pub struct JwtConfig {
     /// Where RS*/ES* keys may also come from (refetched at most once a minute).
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    /// Claims sent to the upstream, claim name → request header name. A
+    /// header named here is always removed from the client's request first,
+    /// so it cannot be forged; a claim the token lacks sends nothing.
+    #[serde(default)]
+    pub claims_to_headers: std::collections::BTreeMap<String, String>,
 }
+
+/// Claims forwarded per plugin, at most.
+pub const MAX_CLAIMS_TO_HEADERS: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -54,6 +62,27 @@ fn default_leeway() -> u32 {
 }
 
 pub const MAX_LEEWAY_S: u32 = 3600;
+
+/// Headers a claim may not be sent in: framing, hop-by-hop, the token's
+/// own, and those the proxy sets.
+const RESERVED: [&str; 16] = [
+    "authorization",
+    "connection",
+    "content-length",
+    "content-type",
+    "host",
+    "keep-alive",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "x-consumer-id",
+    "x-consumer-username",
+    "x-forwarded-for",
+    "x-request-id",
+    "traceparent",
+];
 
 impl Schema for JwtConfig {
     fn check(&mut self, errors: &mut ValidationErrors) {
@@ -82,6 +111,30 @@ impl Schema for JwtConfig {
                 errors.push(format!("audience[{i}]"), "must be 1 to 256 characters");
             }
         }
+        if self.claims_to_headers.len() > MAX_CLAIMS_TO_HEADERS {
+            errors.push(
+                "claims_to_headers",
+                format!("at most {MAX_CLAIMS_TO_HEADERS} claims"),
+            );
+        }
+        let mut headers = std::collections::HashSet::new();
+        for (claim, header) in &mut self.claims_to_headers {
+            let path = format!("claims_to_headers.{claim}");
+            if claim.is_empty() || claim.len() > 256 {
+                errors.push(&path, "the claim name must be 1 to 256 characters");
+            }
+            *header = header.to_ascii_lowercase();
+            match http::HeaderName::from_bytes(header.as_bytes()) {
+                Err(_) => errors.push(&path, "not a valid header name"),
+                Ok(name) if RESERVED.contains(&name.as_str()) => {
+                    errors.push(&path, "a header the proxy sets or strips itself")
+                }
+                Ok(_) if !headers.insert(header.clone()) => {
+                    errors.push(&path, "another claim is sent in this header")
+                }
+                Ok(_) => {}
+            }
+        }
         if let Some(uri) = &self.jwks_uri {
             let ok = uri
                 .parse::<http::Uri>()
@@ -104,7 +157,8 @@ mod tests {
         assert_eq!(
             check("jwt", json!({})).unwrap(),
             json!({"algorithms": ["HS256", "RS256", "ES256"], "issuer": null, "audience": [],
-                   "claims_to_verify": ["exp"], "leeway_s": 60, "jwks_uri": null})
+                   "claims_to_verify": ["exp"], "leeway_s": 60, "jwks_uri": null,
+                   "claims_to_headers": {}})
         );
         let c = check(
             "jwt",
@@ -132,6 +186,27 @@ mod tests {
         assert_eq!(
             check("jwt", json!({"claims_to_verify": ["iat"]})),
             Err(vec!["config.claims_to_verify[0]".into()])
+        );
+        let c = check(
+            "jwt",
+            json!({"claims_to_headers": {"sub": "X-User", "tier": "x-tier"}}),
+        );
+        assert_eq!(
+            c.unwrap()["claims_to_headers"],
+            json!({"sub": "x-user", "tier": "x-tier"})
+        );
+        assert_eq!(
+            check(
+                "jwt",
+                json!({"claims_to_headers": {"a": "bad header", "b": "Authorization",
+                                             "c": "x-same", "d": "X-Same", "": "x-e"}})
+            ),
+            Err(vec![
+                "config.claims_to_headers.".into(),
+                "config.claims_to_headers.a".into(),
+                "config.claims_to_headers.b".into(),
+                "config.claims_to_headers.d".into(),
+            ])
         );
     }
 }
