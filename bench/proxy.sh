@@ -75,8 +75,10 @@
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# Debian installs nginx and haproxy in /usr/sbin, not on most users' PATH.
-PATH=$PATH:/usr/sbin:/sbin
+# Shared helpers: process start/stop and cleanup, Postgres, the control and
+# data planes, nginx configs, pinning, the load tool and CPU accounting.
+# shellcheck source=bench/lib.sh
+source "$REPO_ROOT/bench/lib.sh"
 ORIGINAL_ARGS=("$@")
 
 # ---------------------------------------------------------------- settings
@@ -90,7 +92,7 @@ for arg in "$@"; do
     --h2) FLAG_MODES+=(h2) ;;
     --h2c) FLAG_MODES+=(h2c) ;;
     -h | --help)
-      sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+      usage "${BASH_SOURCE[0]}"
       exit 0
       ;;
     *)
@@ -128,250 +130,7 @@ TARGETS=(direct turnpike nginx haproxy)
 # The header consistent_hash hashes on, sent in every balancing run.
 HASH_HEADER="x-user: bench-user-1"
 
-# Filled in as things start; read by cleanup.
-WORK=""
-DB_NAME=""
-PIDS=()      # children in start order; stopped in reverse
-NAMES=()     # their names, for messages
-DB_CREATED=0 # set once the control plane may have created the database
-WRK_PID=""   # the load tool while it runs
-
-# ---------------------------------------------------------------- helpers
-
-log() { printf '==> %s\n' "$*" >&2; }
-warn() { printf 'proxy.sh: %s\n' "$*" >&2; }
-
-# Prints the reason, the end of every child's log, and exits (cleanup runs
-# from the EXIT trap).
-die() {
-  warn "error: $*"
-  dump_logs
-  exit 1
-}
-
-dump_logs() {
-  [[ -n "$WORK" && -d "$WORK" ]] || return 0
-  local f
-  for f in "$WORK"/*.log; do
-    [[ -s "$f" ]] || continue
-    printf '\n----- last lines of %s -----\n' "$(basename "$f")" >&2
-    tail -n 25 "$f" >&2
-  done
-}
-
-# Stops every child (newest first) with SIGTERM, then SIGKILL after a grace
-# period, drops the benchmark database once the control plane is gone, and
-# removes the temp dir.
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  set +e
-  [[ -n "$WRK_PID" ]] && kill "$WRK_PID" 2>/dev/null
-  # Grandchildren (nginx's workers) are noted now: a parent killed below
-  # would orphan them, and they could no longer be found by parent.
-  local grandchildren=()
-  if ((${#PIDS[@]})) && command -v pgrep >/dev/null; then
-    mapfile -t grandchildren < <(pgrep -P "$(IFS=,; echo "${PIDS[*]}")")
-  fi
-  local i pid
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${PIDS[i]}" 2>/dev/null
-  done
-  local deadline=$((SECONDS + 10))
-  for pid in "${PIDS[@]}" $WRK_PID "${grandchildren[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      warn "pid $pid did not stop on SIGTERM; killing it"
-      kill -KILL "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null # reaps children; a no-op for grandchildren
-  done
-  if ((DB_CREATED)); then
-    # FORCE (Postgres 13+) also ends sessions a killed control plane left.
-    psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" >/dev/null 2>&1 ||
-      psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\"" >/dev/null ||
-      warn "could not drop database $DB_NAME; drop it by hand"
-  fi
-  if [[ -n "$WORK" && -d "$WORK" ]]; then
-    if [[ "$BENCH_KEEP_TMP" == 1 ]]; then
-      warn "kept $WORK"
-    else
-      rm -rf "$WORK"
-    fi
-  fi
-  exit "$rc"
-}
-
-# psql as the Postgres superuser on the server's maintenance database.
-psql_admin() {
-  psql -X -q -v ON_ERROR_STOP=1 "$BENCH_PG/postgres" "$@"
-}
-
-# Installs Debian packages for missing commands; `apt-get update` only when a
-# plain install fails (a fresh image has no package lists). RUNLEVEL=1 stops
-# the nginx and haproxy packages from starting system services.
-ensure_command() {
-  local cmd=$1
-  shift
-  command -v "$cmd" >/dev/null && return 0
-  local sudo=()
-  if ((EUID != 0)); then
-    command -v sudo >/dev/null || die "'$cmd' is missing: install $1 as root (apt-get install $1)"
-    sudo=(sudo)
-  fi
-  apt_install() {
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q "$1" >&2
-  }
-  local pkg
-  for pkg in "$@"; do
-    log "installing $pkg (for $cmd)"
-    if apt_install "$pkg" || { "${sudo[@]}" apt-get update -q >&2 && apt_install "$pkg"; }; then
-      command -v "$cmd" >/dev/null && return 0
-    fi
-  done
-  die "'$cmd' is missing and could not be installed (tried: $*)"
-}
-
-# Prints N distinct free loopback ports. All sockets stay bound until all
-# are chosen, so the N differ; another program could still take one before
-# our child binds it, but within the second this takes that is unlikely.
-free_ports() {
-  python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-random_hex() { python3 -c 'import secrets, sys; print(secrets.token_hex(int(sys.argv[1])))' "$1"; }
-
-# start NAME CMD...: runs CMD in the background with its output in
-# $WORK/NAME.log, and records its pid for cleanup. NO_COLOR keeps terminal
-# colour codes out of the logs. taskset execs its command, so a pinned
-# child's pid is the program's own.
-start() {
-  local name=$1
-  shift
-  NO_COLOR=1 "$@" </dev/null >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  NAMES+=("$name")
-}
-
-# The pid of the child started as NAME.
-pid_of() {
-  local i
-  for i in "${!NAMES[@]}"; do
-    [[ "${NAMES[i]}" == "$1" ]] && { echo "${PIDS[i]}"; return 0; }
-  done
-  return 1
-}
-
-# Fails (with the logs) if a started child has already exited.
-check_alive() {
-  local i
-  for i in "${!PIDS[@]}"; do
-    kill -0 "${PIDS[i]}" 2>/dev/null || die "${NAMES[i]} (pid ${PIDS[i]}) exited early"
-  done
-}
-
-# wait_until WHAT SECONDS CMD...: polls CMD every 0.1 s until it succeeds,
-# failing with WHAT when SECONDS pass or a child dies meanwhile.
-wait_until() {
-  local what=$1 timeout=$2
-  shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@"; do
-    check_alive
-    ((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for $what"
-    sleep 0.1
-  done
-}
-
-port_open() { (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-http_status_is() { # http_status_is CODE URL
-  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$2")" == "$1" ]]
-}
-
-# "10s", "10" → 10; "1.5s" → 1.5. Minutes and other units are refused.
-seconds_of() {
-  [[ "$1" =~ ^([0-9]+(\.[0-9]+)?)s?$ ]] || die "durations are in seconds (as 10s), not '$1'"
-  echo "${BASH_REMATCH[1]}"
-}
-
-# utime + stime, in clock ticks, of PID and its children (nginx's workers).
-proc_cpu_ticks() {
-  local total=0 p s f
-  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
-    { s=$(<"/proc/$p/stat"); } 2>/dev/null || continue
-    s=${s##*) } # fields from the 3rd on; the name (2nd) may hold spaces
-    read -r -a f <<<"$s"
-    total=$((total + f[11] + f[12]))
-  done
-  echo "$total"
-}
-
-# Busy time (user, nice, system, irq, softirq, steal), in clock ticks, of
-# CPU $1 from /proc/stat: with the proxy's own time, what else ran there.
-cpu_busy_ticks() {
-  awk -v cpu="cpu$1" '$1 == cpu { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
-}
-
 # ---------------------------------------------------------------- stages
-
-# Uses $TURNPIKE_BIN, else builds the CLI. Smoke mode builds the debug
-# profile: CI has just built it for the tests, and a release build (thin LTO)
-# would cost minutes on a 2-core runner for a check that measures nothing.
-resolve_turnpike() {
-  if [[ -n "${TURNPIKE_BIN:-}" ]]; then
-    [[ -x "$TURNPIKE_BIN" ]] || die "TURNPIKE_BIN=$TURNPIKE_BIN is not an executable"
-    TURNPIKE=$TURNPIKE_BIN
-    PROFILE_NOTE="given by TURNPIKE_BIN"
-    # Catch the easy mistake of benchmarking an unoptimised binary.
-    if [[ "$TURNPIKE" == */debug/* ]]; then
-      PROFILE_NOTE="$PROFILE_NOTE; a DEBUG build, so the numbers mean little"
-    fi
-    return
-  fi
-  local profile=(--release) dir=release
-  if ((SMOKE)); then profile=() dir=debug; fi
-  log "building turnpike (cargo build ${profile[*]} -p turnpike-cli)"
-  (cd "$REPO_ROOT" && cargo build "${profile[@]}" --locked -p turnpike-cli) >&2 ||
-    die "cargo build failed"
-  TURNPIKE=$REPO_ROOT/target/$dir/turnpike
-  PROFILE_NOTE="$dir build"
-}
-
-# Proxies on one CPU, the load tool and the origin on another, when taskset
-# exists and this process may use two CPUs. Sets PIN_PROXY / PIN_LOAD
-# (command prefixes) and PIN_NOTE.
-choose_pinning() {
-  PIN_PROXY=() PIN_LOAD=() PROXY_CPU=""
-  local cpus=()
-  read -r -a cpus <<<"$(python3 -c 'import os; print(" ".join(map(str, sorted(os.sched_getaffinity(0)))))')"
-  if [[ "$PIN" == 0 ]]; then
-    PIN_NOTE="not pinned (PIN=0); all processes share ${#cpus[@]} CPU(s)"
-  elif ! command -v taskset >/dev/null; then
-    [[ "$PIN" == 1 ]] && die "PIN=1 but taskset is missing (util-linux)"
-    PIN_NOTE="not pinned (no taskset); all processes share ${#cpus[@]} CPU(s)"
-  elif ((${#cpus[@]} < 2)); then
-    [[ "$PIN" == 1 ]] && die "PIN=1 but only ${#cpus[@]} CPU is usable"
-    PIN_NOTE="not pinned (one CPU)"
-  else
-    LOAD_CPU=${cpus[0]} PROXY_CPU=${cpus[1]}
-    export PROXY_CPU
-    PIN_LOAD=(taskset -c "$LOAD_CPU")
-    PIN_PROXY=(taskset -c "$PROXY_CPU")
-    PIN_NOTE="each proxy pinned to CPU $PROXY_CPU (\`taskset -c $PROXY_CPU\`), load tool and origin to CPU $LOAD_CPU; control plane and Postgres not pinned (idle during runs)"
-  fi
-  if [[ -z "${THREADS:-}" ]]; then
-    if ((${#PIN_LOAD[@]})); then THREADS=1; else THREADS=2; fi
-  fi
-}
 
 # A self-signed ECDSA P-256 certificate for "localhost", used by every TLS
 # listener (turnpike gets it through the admin API). Clients connect to
@@ -383,66 +142,6 @@ make_certificate() {
     -subj /CN=localhost -addext subjectAltName=DNS:localhost \
     >"$WORK/openssl.out" 2>&1 || die "openssl could not make a certificate: $(cat "$WORK/openssl.out")"
   cat "$WORK/tls/cert.pem" "$WORK/tls/key.pem" >"$WORK/tls/combined.pem" # HAProxy's form
-}
-
-# nginx's compiled-in temp paths (/var/lib/nginx/...) are created at start
-# even when unused; point each one this build has into DIR so the run never
-# touches the system nginx's files.
-nginx_temp_paths() {
-  local dir=$1 build m
-  build=$(nginx -V 2>&1)
-  echo "  client_body_temp_path $dir/body;"
-  echo "  proxy_temp_path $dir/proxy;"
-  for m in fastcgi uwsgi scgi; do
-    if [[ "$build" == *"--http-$m-temp-path"* && "$build" != *"--without-http_${m}_module"* ]]; then
-      echo "  ${m}_temp_path $dir/$m;"
-    fi
-  done
-}
-
-# The top of both nginx configs: NAME (its dir under $WORK), then the http
-# block's contents on stdin.
-write_nginx_conf() {
-  local name=$1 dir=$WORK/$1
-  mkdir -p "$dir"
-  {
-    # As root, workers would run as `nobody`, who cannot enter the 0700
-    # temp dir; as anyone else the directive is ignored, so leave it out.
-    if ((EUID == 0)); then echo "user root;"; fi
-    cat <<EOF
-worker_processes 1;
-# Each proxied connection takes two descriptors; a 1024 soft limit would cap
-# the worker below worker_connections.
-worker_rlimit_nofile 8192;
-daemon off;
-pid $dir/nginx.pid;
-error_log $WORK/$name-error.log warn;
-
-events {
-  worker_connections 4096;
-}
-
-http {
-  access_log off;
-$(nginx_temp_paths "$dir")
-  ssl_certificate $WORK/tls/cert.pem;
-  ssl_certificate_key $WORK/tls/key.pem;
-  keepalive_requests 1000000;
-
-EOF
-    cat
-    echo "}"
-  } >"$WORK/$name.conf"
-}
-
-# start_nginx NAME PORT PIN...: checks and starts the config of NAME.
-start_nginx() {
-  local name=$1 port=$2
-  shift 2
-  nginx -t -q -e "$WORK/$name-error.log" -c "$WORK/$name.conf" -p "$WORK/$name" \
-    >"$WORK/$name-test.out" 2>&1 || die "nginx rejected $WORK/$name.conf: $(cat "$WORK/$name-test.out")"
-  start "$name" "$@" nginx -e "$WORK/$name-error.log" -c "$WORK/$name.conf" -p "$WORK/$name"
-  wait_until "$name on port $port" 15 port_open "$port"
 }
 
 # The origin: its own nginx, one worker, on the load tool's CPU. Two plain
@@ -463,53 +162,11 @@ EOF
   start_nginx origin "$ORIGIN_PORT" "${PIN_LOAD[@]}"
 }
 
-start_control_plane() {
-  DB_CREATED=1 # it creates the database; cleanup drops it either way
-  start control-plane "$TURNPIKE" control-plane \
-    --database-url "$BENCH_PG/$DB_NAME" \
-    --admin-listen "127.0.0.1:$ADMIN_PORT" \
-    --cluster-listen "127.0.0.1:$CLUSTER_PORT" \
-    --admin-token "$ADMIN_TOKEN" \
-    --cluster-token "$CLUSTER_TOKEN"
-  # Migrations run before the listeners open; a cold first start can be slow.
-  wait_until "the control plane's admin API" 60 \
-    http_status_is 200 "http://127.0.0.1:$ADMIN_PORT/readyz"
-  wait_until "the control plane's cluster port" 10 port_open "$CLUSTER_PORT"
-}
-
-start_data_plane() {
-  start data-plane "${PIN_PROXY[@]}" "$TURNPIKE" data-plane \
-    --control-plane "http://127.0.0.1:$CLUSTER_PORT" \
-    --proxy-listen "127.0.0.1:$PROXY_PORT" \
+start_turnpike_data_plane() {
+  start_data_plane data-plane "$PROXY_PORT" "$STATUS_PORT" \
     --proxy-tls-listen "127.0.0.1:$PROXY_TLS_PORT" \
-    --status-listen "127.0.0.1:$STATUS_PORT" \
-    --cluster-token "$CLUSTER_TOKEN" \
     --worker-threads 1
-  wait_until "the data plane's status port" 15 port_open "$STATUS_PORT"
-  wait_until "the data plane's proxy port" 15 port_open "$PROXY_PORT"
   wait_until "the data plane's TLS port" 15 port_open "$PROXY_TLS_PORT"
-}
-
-# admin_post PATH JSON: creates an entity; prints the config version the
-# write produced (X-Turnpike-Config-Version).
-admin_post() {
-  local path=$1 body=$2 code version
-  code=$(curl -sS --max-time 10 -o "$WORK/admin-body" -D "$WORK/admin-headers" -w '%{http_code}' \
-    -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
-    --data "$body" "http://127.0.0.1:$ADMIN_PORT$path") || die "POST $path: curl failed"
-  [[ "$code" == 201 ]] || die "POST $path answered $code, not 201: $(cat "$WORK/admin-body")"
-  version=$(tr -d '\r' <"$WORK/admin-headers" |
-    awk -F': *' 'tolower($1) == "x-turnpike-config-version" { print $2 }')
-  [[ "$version" =~ ^[0-9]+$ ]] || die "POST $path: no X-Turnpike-Config-Version header"
-  echo "$version"
-}
-
-# True once the data plane reports config_version >= $1.
-data_plane_has_version() {
-  local status
-  status=$(curl -sf --max-time 2 "http://127.0.0.1:$STATUS_PORT/status") || return 1
-  python3 -c 'import json, sys; sys.exit(0 if json.loads(sys.argv[1]).get("config_version", 0) >= int(sys.argv[2]) else 1)' \
-    "$status" "$1"
 }
 
 # One route to the origin (/), the certificate for "localhost", and per
@@ -691,106 +348,16 @@ except Exception:
     print("- -")' "lb-$1" 2>/dev/null || echo "- -"
 }
 
-# run_load MODE OUTFILE DURATION URL CONCURRENCY [HEADER]: the load tool in
-# the background so that a signal reaches the trap (and stops it) at once
-# rather than after the run. wrk for HTTP/1.1 (its --latency percentiles);
-# h2load for HTTP/2, with a per-request log (OUTFILE.log) for percentiles.
-run_load() {
-  local mode=$1 out=$2 duration=$3 url=$4 conc=$5 header=${6:-}
-  local threads=$((THREADS < conc ? THREADS : conc)) tool
-  case "$mode" in
-    http | https)
-      tool=(wrk --latency -t "$threads" -c "$conc" -d "${duration}s")
-      [[ -n "$header" ]] && tool+=(-H "$header")
-      ;;
-    h2 | h2c)
-      local streams=$((H2_STREAMS < conc ? H2_STREAMS : conc))
-      local conns=$(((conc + streams - 1) / streams))
-      threads=$((THREADS < conns ? THREADS : conns))
-      tool=(h2load -D "${duration}s" -c "$conns" -m "$streams" -t "$threads" --log-file="$out.log")
-      if [[ "$mode" == h2 ]]; then
-        [[ "$url" =~ ^https://localhost:([0-9]+)/ ]] || die "unexpected URL $url"
-        tool+=(--connect-to="127.0.0.1:${BASH_REMATCH[1]}")
-      fi
-      [[ -n "$header" ]] && tool+=(-H "$header")
-      ;;
-  esac
-  "${PIN_LOAD[@]}" "${tool[@]}" "$url" >"$out" 2>&1 &
-  WRK_PID=$!
-  local rc=0
-  wait "$WRK_PID" || rc=$?
-  WRK_PID=""
-  ((rc == 0)) || die "${tool[0]} against $url failed (exit $rc): $(tail -n 20 "$out")"
-}
-
-# Prints "rps p50_us p99_us requests non2xx errors" from wrk --latency
-# output; errors are wrk's socket errors (connect, read, write, timeout).
-parse_wrk() {
-  awk '
-    function us(v) {
-      if (v ~ /us$/) return v + 0
-      if (v ~ /ms$/) return v * 1000
-      if (v ~ /m$/)  return v * 60000000
-      if (v ~ /s$/)  return v * 1000000
-      return v * 1000
-    }
-    /Latency Distribution/   { dist = 1 }
-    dist && $1 == "50%"      { p50 = us($2) }
-    dist && $1 == "99%"      { p99 = us($2); dist = 0 }
-    / requests in /          { total = $1 }
-    /^Requests\/sec:/        { rps = $2 }
-    /Non-2xx or 3xx/         { non2xx = $NF }
-    /Socket errors:/ {
-      gsub(",", "")
-      sockerr = $4 + $6 + $8 + $10
-    }
-    END {
-      if (rps == "" || p50 == "" || p99 == "") exit 1
-      printf "%s %.1f %.1f %d %d %d\n", rps, p50, p99, total, non2xx, sockerr
-    }' "$1"
-}
-
-# The same from h2load's summary and its --log-file (columns: start time,
-# status, microseconds until the end of the response; -1 = failed stream).
-# errors: failed + errored + timed out requests.
-parse_h2load() {
-  python3 - "$1" "$1.log" <<'EOF'
-import re, sys
-text = open(sys.argv[1]).read()
-rps = re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", text)
-req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
-                r"(\d+) failed, (\d+) errored, (\d+) timeout", text)
-codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
-if not (rps and req and codes):
-    sys.exit(1)
-times = []
-non2xx = 0
-for line in open(sys.argv[2]):
-    cols = line.split("\t")
-    if len(cols) < 3:
-        continue
-    times.append(int(cols[2]))
-times.sort()
-if not times:
-    sys.exit(1)
-pct = lambda p: times[min(len(times) - 1, int(p * len(times)))]
-non2xx = int(codes[2]) + int(codes[3]) + int(codes[4])
-errors = int(req[5]) + int(req[6]) + int(req[7])
-print(f"{rps[1]} {pct(0.50):.1f} {pct(0.99):.1f} {req[4]} {non2xx} {errors}")
-EOF
-}
-
 # Warm-up (connection pools, caches, CPU frequency), then ROUNDS rounds of
 # one run per target, per protocol and concurrency level. Each round starts
-# with the next target, so none is always the one that runs first or right
-# after another's load. Each line of results.txt: mode, concurrency,
-# target, round, rps, p50 µs, p99 µs, requests, non-2xx, errors, seconds
-# the load tool ran, proxy CPU seconds (- for direct), CPU seconds of
-# everything else on the proxy's
-# CPU (- when not pinned), requests per balancing target (- - otherwise).
+# with the next target (`rotation`), so none is always the one that runs
+# first or right after another's load. Each line of results.txt: mode,
+# concurrency, target, round, then measure_run's fields (rps, p50 µs, p99
+# µs, requests, non-2xx, errors, seconds the load tool ran, proxy CPU
+# seconds (- for direct), CPU seconds of everything else on the proxy's CPU
+# (- when not pinned)), then requests per balancing target (- - otherwise).
 run_benchmarks() {
-  local mode conc t round out order k targets parsed header pid before after cpu split
-  local busy_before busy_after other started ended wall url
+  local mode conc t round out k targets header pid split
   local duration warmup
   duration=$(seconds_of "$DURATION")
   case "$WARMUP" in "" | 0 | 0s) warmup=0 ;; *) warmup=$(seconds_of "$WARMUP") ;; esac
@@ -810,35 +377,16 @@ run_benchmarks() {
         done
       fi
       for ((round = 1; round <= ROUNDS; round++)); do
-        k=$(((round - 1) % ${#targets[@]}))
-        order=("${targets[@]:k}" "${targets[@]:0:k}")
-        for t in "${order[@]}"; do
+        rotation "$round" "${targets[@]}"
+        for t in "${ORDER[@]}"; do
           log "$mode c$conc round $round/$ROUNDS: $t"
           out="$WORK/run-$mode-$conc-$t-$round.txt"
           header=""
           [[ "$t" == lb-* ]] && header=$HASH_HEADER
           split="- -"
           [[ "$t" == lb-* ]] && split=$(lb_counts "${t#lb-}")
-          pid=""
-          before=0 after=0
-          if pid=$(proxy_pid "$t"); then before=$(proc_cpu_ticks "$pid"); fi
-          url=$(target_url "$mode" "$t")
-          # The reads around the run are kept tight: the CPU's busy time
-          # is compared with the wall time between them.
-          [[ -n "$PROXY_CPU" ]] && busy_before=$(cpu_busy_ticks "$PROXY_CPU")
-          started=${EPOCHREALTIME/./}
-          run_load "$mode" "$out" "$duration" "$url" "$conc" "$header"
-          [[ -n "$PROXY_CPU" ]] && busy_after=$(cpu_busy_ticks "$PROXY_CPU")
-          ended=${EPOCHREALTIME/./}
-          wall=$(python3 -c "print(($ended - $started) / 1e6)")
-          cpu=- other=-
-          if [[ -n "$pid" ]]; then
-            after=$(proc_cpu_ticks "$pid")
-            cpu=$(python3 -c "print(($after - $before) / $CLK_TCK)")
-          fi
-          if [[ -n "$PROXY_CPU" ]]; then
-            other=$(python3 -c "print(max(0, ($busy_after - $busy_before) - ($after - $before)) / $CLK_TCK)")
-          fi
+          pid=$(proxy_pid "$t") || pid=""
+          measure_run "$mode" "$out" "$duration" "$(target_url "$mode" "$t")" "$conc" "$pid" "$header"
           if [[ "$t" == lb-* && "$split" != "- -" ]]; then
             local a1 b1 a2 b2
             read -r a1 b1 <<<"$split"
@@ -849,14 +397,7 @@ run_benchmarks() {
               split="- -"
             fi
           fi
-          case "$mode" in
-            http | https) parsed=$(parse_wrk "$out") ;;
-            *) parsed=$(parse_h2load "$out") ;;
-          esac || die "could not parse the load tool's output for $t ($mode): $(cat "$out")"
-          [[ "$BENCH_KEEP_TMP" == 1 ]] || rm -f "$out.log" # h2load's per-request log
-          echo "$mode $conc $t $round $parsed $wall $cpu $other $split" >>"$WORK/results.txt"
-          # Every run's raw output goes to stderr too, for the CI log.
-          sed 's/^/    /' "$out" >&2
+          echo "$mode $conc $t $round $MEASURED $split" >>"$WORK/results.txt"
           check_alive # a proxy that crashed under load fails the run here
         done
       done
@@ -864,27 +405,7 @@ run_benchmarks() {
   done
 }
 
-# Where each proxy may run, as the kernel has it, for the report.
-affinity_note() {
-  local name pid list=()
-  for name in data-plane nginx haproxy origin; do
-    pid=$(pid_of "$name") || continue
-    list+=("$name $(taskset -pc "$pid" 2>/dev/null | awk -F': ' '{ print $2 }')")
-  done
-  local joined
-  joined=$(printf '%s, ' "${list[@]}")
-  echo "${joined%, }"
-}
-
 machine_summary() {
-  local cpu commit
-  cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
-  commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  if [[ "$commit" != unknown ]] && ! git -C "$REPO_ROOT" diff --quiet HEAD -- 2>/dev/null; then
-    commit="$commit (with uncommitted changes)"
-  fi
-  # A binary built elsewhere (TURNPIKE_BIN) may not be this tree's.
-  [[ -n "${TURNPIKE_COMMIT:-}" ]] && commit="$TURNPIKE_COMMIT (as given by TURNPIKE_COMMIT)"
   local cmd="bench/proxy.sh${ORIGINAL_ARGS[*]:+ ${ORIGINAL_ARGS[*]}}"
   ((SMOKE)) || cmd="DURATION=$DURATION CONCURRENCY=\"$CONCURRENCY\" THREADS=$THREADS WARMUP=$WARMUP ROUNDS=$ROUNDS${ALGORITHMS:+ ALGORITHMS=\"$ALGORITHMS\"} $cmd"
   cat <<EOF
@@ -893,9 +414,9 @@ machine_summary() {
 - command: \`$cmd\`
 - load: protocols $MODES; concurrency $CONCURRENCY; $DURATION per run, warm-up $WARMUP per target and level, $ROUNDS interleaved round(s), medians of the rounds shown; $THREADS load-tool thread(s) (fewer when fewer connections); HTTP/2: $H2_STREAMS stream(s) per connection
 - date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
-- machine: $(nproc) CPU(s), ${cpu:-unknown CPU}, $(uname -sr); load average at start ${LOADAVG_START}, at end $(cut -d' ' -f1-3 /proc/loadavg)
+- machine: $(machine_note); load average at start ${LOADAVG_START}, at end $(cut -d' ' -f1-3 /proc/loadavg)
 - pinning: $PIN_NOTE; affinity as run: $AFFINITY
-- turnpike: commit $commit, \`$TURNPIKE\` ($PROFILE_NOTE), data plane with 1 worker thread, config version $TURNPIKE_CONFIG_VERSION
+- turnpike: commit $(commit_note), \`$TURNPIKE\` ($PROFILE_NOTE), data plane with 1 worker thread, config version $TURNPIKE_CONFIG_VERSION
 - nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), 1 worker process, upstream keepalive 256 (a second nginx, 1 worker, is the origin)
 - haproxy: $(haproxy -v 2>/dev/null | head -n 1 | awk '{ print $3 }'), nbthread 1
 - load tools: wrk $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }')$(command -v h2load >/dev/null && echo ", $(h2load --version 2>/dev/null | awk '{ print $2 }')"); TLS: $(openssl version | awk '{ print $1, $2 }'), ECDSA P-256 certificate
@@ -1032,33 +553,17 @@ if failures:
 EOF
 }
 
-# Keeps a copy under $BENCH_OUT (git-ignored) to compare runs over time.
-save_report() {
-  local name
-  name="proxy-$(date -u +%Y%m%dT%H%M%SZ)"
-  if ((SMOKE)); then name="$name-smoke"; fi
-  if mkdir -p "$BENCH_OUT" && cp "$WORK/report.md" "$BENCH_OUT/$name.md"; then
-    log "report saved to $BENCH_OUT/$name.md"
-  else
-    warn "could not write the report to $BENCH_OUT"
-  fi
-}
-
 # ---------------------------------------------------------------- main
 
 main() {
-  trap cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
+  install_traps
 
   local mode
   for mode in $MODES; do
     case "$mode" in http | https | h2 | h2c) ;; *) die "unknown mode '$mode' in MODES" ;; esac
   done
   [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number"
-  for mode in $CONCURRENCY; do
-    [[ "$mode" =~ ^[1-9][0-9]*$ ]] || die "CONCURRENCY must list positive numbers, not '$mode'"
-  done
+  check_positive_list CONCURRENCY "$CONCURRENCY"
   seconds_of "$DURATION" >/dev/null
 
   ensure_command python3 python3
@@ -1083,8 +588,7 @@ main() {
     PROXY_PORT PROXY_TLS_PORT STATUS_PORT NGINX_PORT NGINX_TLS_PORT NGINX_H2C_PORT \
     HAPROXY_PORT HAPROXY_TLS_PORT HAPROXY_H2C_PORT <<<"$(free_ports 15)"
 
-  psql_admin -c 'SELECT 1' >/dev/null 2>&1 ||
-    die "Postgres is not reachable at $BENCH_PG (trust auth expected; set BENCH_PG)"
+  require_postgres
 
   make_certificate
   log "origin (nginx) on :$ORIGIN_PORT and :$ORIGIN2_PORT, TLS :$ORIGIN_TLS_PORT, h2c :$ORIGIN_H2C_PORT"
@@ -1092,7 +596,7 @@ main() {
   log "control plane on :$ADMIN_PORT (admin) and :$CLUSTER_PORT (cluster), database $DB_NAME"
   start_control_plane
   log "data plane on :$PROXY_PORT (proxy), :$PROXY_TLS_PORT (TLS) and :$STATUS_PORT (status)"
-  start_data_plane
+  start_turnpike_data_plane
   log "configuring turnpike through the admin API"
   configure_turnpike
   log "nginx on :$NGINX_PORT, TLS :$NGINX_TLS_PORT, h2c :$NGINX_H2C_PORT"
@@ -1100,7 +604,7 @@ main() {
   log "haproxy on :$HAPROXY_PORT, TLS :$HAPROXY_TLS_PORT, h2c :$HAPROXY_H2C_PORT"
   start_haproxy
   check_targets
-  AFFINITY=$(affinity_note)
+  AFFINITY=$(affinity_note data-plane nginx haproxy origin)
 
   run_benchmarks
 
@@ -1111,7 +615,7 @@ main() {
   } >"$WORK/report.md"
   echo
   cat "$WORK/report.md"
-  save_report
+  save_report proxy
   ((rc == 0)) || die "benchmark checks failed (see FAILED above)"
 }
 

@@ -24,7 +24,8 @@
 #
 # Usage:
 #   bench/reload.sh           full run (50 pushes in 30 s, plus a 30 s baseline)
-#   bench/reload.sh --smoke   10 pushes in about 3 s, debug build, for CI
+#   bench/reload.sh --smoke   10 pushes over 3.2 s of a 4 s load, debug build,
+#                             for CI
 #                             (also BENCH_SMOKE=1)
 #
 # Settings (environment):
@@ -40,8 +41,10 @@
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# Debian installs nginx in /usr/sbin, which is not on most users' PATH.
-PATH=$PATH:/usr/sbin:/sbin
+# Shared helpers: process start/stop and cleanup, Postgres, the control and
+# data planes, nginx configs.
+# shellcheck source=bench/lib.sh
+source "$REPO_ROOT/bench/lib.sh"
 ORIGINAL_ARGS=("$@")
 
 # ---------------------------------------------------------------- settings
@@ -51,7 +54,7 @@ for arg in "$@"; do
   case "$arg" in
     --smoke) SMOKE=1 ;;
     -h | --help)
-      sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+      usage "${BASH_SOURCE[0]}"
       exit 0
       ;;
     *)
@@ -64,7 +67,9 @@ case "$SMOKE" in 0 | "") SMOKE=0 ;; *) SMOKE=1 ;; esac
 
 if ((SMOKE)); then
   # Small and fixed on purpose: CI only checks that the pipeline still works.
-  PUSHES=10 DURATION=3s CONNECTIONS=4 THREADS=1 BASELINE=0
+  # 4 s: the last push starts 0.7 s before the load ends, room for its
+  # write and apply on a busy 2-core machine (3 s failed there at times).
+  PUSHES=10 DURATION=4s CONNECTIONS=4 THREADS=1 BASELINE=0
 else
   PUSHES=${PUSHES:-50}
   DURATION=${DURATION:-30s}
@@ -77,220 +82,12 @@ BENCH_PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 BENCH_OUT=${BENCH_OUT:-$REPO_ROOT/bench/out}
 BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
 
-# Filled in as things start; read by cleanup.
-WORK=""
-DB_NAME=""
-PIDS=()      # children in start order; stopped in reverse
-NAMES=()     # their names, for messages
-DB_CREATED=0 # set once the control plane may have created the database
-WRK_PID=""
-
-# ---------------------------------------------------------------- helpers
-
-log() { printf '==> %s\n' "$*" >&2; }
-warn() { printf 'reload.sh: %s\n' "$*" >&2; }
-
-# Prints the reason, the end of every child's log, and exits (cleanup runs
-# from the EXIT trap).
-die() {
-  warn "error: $*"
-  dump_logs
-  exit 1
-}
-
-dump_logs() {
-  [[ -n "$WORK" && -d "$WORK" ]] || return 0
-  local f
-  for f in "$WORK"/*.log; do
-    [[ -s "$f" ]] || continue
-    printf '\n----- last lines of %s -----\n' "$(basename "$f")" >&2
-    tail -n 25 "$f" >&2
-  done
-}
-
-# Stops every child (newest first) with SIGTERM, then SIGKILL after a grace
-# period, drops the benchmark database once the control plane is gone, and
-# removes the temp dir.
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  set +e
-  [[ -n "$WRK_PID" ]] && kill "$WRK_PID" 2>/dev/null
-  # Grandchildren (nginx's worker) are noted now: a parent killed below
-  # would orphan them, and they could no longer be found by parent.
-  local grandchildren=()
-  if ((${#PIDS[@]})) && command -v pgrep >/dev/null; then
-    mapfile -t grandchildren < <(pgrep -P "$(IFS=,; echo "${PIDS[*]}")")
-  fi
-  local i pid
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${PIDS[i]}" 2>/dev/null
-  done
-  local deadline=$((SECONDS + 10))
-  for pid in "${PIDS[@]}" $WRK_PID "${grandchildren[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      warn "pid $pid did not stop on SIGTERM; killing it"
-      kill -KILL "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null # reaps children; a no-op for grandchildren
-  done
-  if ((DB_CREATED)); then
-    # FORCE (Postgres 13+) also ends sessions a killed control plane left.
-    psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" >/dev/null 2>&1 ||
-      psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\"" >/dev/null ||
-      warn "could not drop database $DB_NAME; drop it by hand"
-  fi
-  if [[ -n "$WORK" && -d "$WORK" ]]; then
-    if [[ "$BENCH_KEEP_TMP" == 1 ]]; then
-      warn "kept $WORK"
-    else
-      rm -rf "$WORK"
-    fi
-  fi
-  exit "$rc"
-}
-
-# psql as the Postgres superuser on the server's maintenance database.
-psql_admin() {
-  psql -X -q -v ON_ERROR_STOP=1 "$BENCH_PG/postgres" "$@"
-}
-
-# Installs Debian packages for missing commands; `apt-get update` only when a
-# plain install fails (a fresh image has no package lists). RUNLEVEL=1 stops
-# the nginx package from starting the system nginx on port 80.
-ensure_command() {
-  local cmd=$1
-  shift
-  command -v "$cmd" >/dev/null && return 0
-  local sudo=()
-  if ((EUID != 0)); then
-    command -v sudo >/dev/null || die "'$cmd' is missing: install $1 as root (apt-get install $1)"
-    sudo=(sudo)
-  fi
-  apt_install() {
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q "$1" >&2
-  }
-  local pkg
-  for pkg in "$@"; do
-    log "installing $pkg (for $cmd)"
-    if apt_install "$pkg" || { "${sudo[@]}" apt-get update -q >&2 && apt_install "$pkg"; }; then
-      command -v "$cmd" >/dev/null && return 0
-    fi
-  done
-  die "'$cmd' is missing and could not be installed (tried: $*)"
-}
-
-# Prints N distinct free loopback ports (all stay bound until all are chosen).
-free_ports() {
-  python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-random_hex() { python3 -c 'import secrets, sys; print(secrets.token_hex(int(sys.argv[1])))' "$1"; }
-
-# start NAME CMD...: runs CMD in the background with its output in
-# $WORK/NAME.log, and records its pid for cleanup.
-start() {
-  local name=$1
-  shift
-  NO_COLOR=1 "$@" </dev/null >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  NAMES+=("$name")
-}
-
-# Fails (with the logs) if a started child has already exited.
-check_alive() {
-  local i
-  for i in "${!PIDS[@]}"; do
-    kill -0 "${PIDS[i]}" 2>/dev/null || die "${NAMES[i]} (pid ${PIDS[i]}) exited early"
-  done
-}
-
-# wait_until WHAT SECONDS CMD...: polls CMD every 0.1 s until it succeeds,
-# failing with WHAT when SECONDS pass or a child dies meanwhile.
-wait_until() {
-  local what=$1 timeout=$2
-  shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@"; do
-    check_alive
-    ((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for $what"
-    sleep 0.1
-  done
-}
-
-port_open() { (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-http_status_is() { # http_status_is CODE URL
-  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$2")" == "$1" ]]
-}
-
-# "30s", "30" → 30. Other units are refused.
-seconds_of() {
-  [[ "$1" =~ ^([0-9]+(\.[0-9]+)?)s?$ ]] || die "durations are in seconds (as 30s), not '$1'"
-  echo "${BASH_REMATCH[1]}"
-}
-
 # ---------------------------------------------------------------- stages
 
-# Uses $TURNPIKE_BIN, else builds the CLI (debug in smoke mode: CI has it).
-resolve_turnpike() {
-  if [[ -n "${TURNPIKE_BIN:-}" ]]; then
-    [[ -x "$TURNPIKE_BIN" ]] || die "TURNPIKE_BIN=$TURNPIKE_BIN is not an executable"
-    TURNPIKE=$TURNPIKE_BIN
-    PROFILE_NOTE="given by TURNPIKE_BIN"
-    if [[ "$TURNPIKE" == */debug/* ]]; then
-      PROFILE_NOTE="$PROFILE_NOTE; a DEBUG build, so the latencies mean little"
-    fi
-    return
-  fi
-  local profile=(--release) dir=release
-  if ((SMOKE)); then profile=() dir=debug; fi
-  log "building turnpike (cargo build ${profile[*]} -p turnpike-cli)"
-  (cd "$REPO_ROOT" && cargo build "${profile[@]}" --locked -p turnpike-cli) >&2 ||
-    die "cargo build failed"
-  TURNPIKE=$REPO_ROOT/target/$dir/turnpike
-  PROFILE_NOTE="$dir build"
-}
-
 # The origin: nginx, one worker, answering 200 "ok" on two ports (the two
-# equivalent targets the pushes switch between). Temp paths point into the
-# temp dir so the run never touches the system nginx's files.
+# equivalent targets the pushes switch between).
 start_origin() {
-  local dir=$WORK/origin build m
-  mkdir -p "$dir"
-  build=$(nginx -V 2>&1)
-  {
-    if ((EUID == 0)); then echo "user root;"; fi
-    cat <<EOF
-worker_processes 1;
-worker_rlimit_nofile 8192;
-daemon off;
-pid $dir/nginx.pid;
-error_log $WORK/origin-error.log warn;
-events {
-  worker_connections 4096;
-}
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $dir/body;
-  proxy_temp_path $dir/proxy;
-EOF
-    for m in fastcgi uwsgi scgi; do
-      if [[ "$build" == *"--http-$m-temp-path"* && "$build" != *"--without-http_${m}_module"* ]]; then
-        echo "  ${m}_temp_path $dir/$m;"
-      fi
-    done
-    cat <<EOF
+  write_nginx_conf origin <<EOF
   server {
     listen 127.0.0.1:$ORIGIN_PORT;
     listen 127.0.0.1:$ORIGIN2_PORT;
@@ -298,47 +95,24 @@ EOF
       return 200 "ok";
     }
   }
-}
 EOF
-  } >"$WORK/origin.conf"
-  nginx -t -q -e "$WORK/origin-error.log" -c "$WORK/origin.conf" -p "$dir" \
-    >"$WORK/origin-test.out" 2>&1 || die "nginx rejected $WORK/origin.conf: $(cat "$WORK/origin-test.out")"
-  start origin nginx -e "$WORK/origin-error.log" -c "$WORK/origin.conf" -p "$dir"
-  wait_until "the origin on port $ORIGIN_PORT" 15 port_open "$ORIGIN_PORT"
+  start_nginx origin "$ORIGIN_PORT"
   wait_until "the origin on port $ORIGIN2_PORT" 15 port_open "$ORIGIN2_PORT"
 }
 
-start_control_plane() {
-  DB_CREATED=1 # it creates the database; cleanup drops it either way
-  start control-plane "$TURNPIKE" control-plane \
-    --database-url "$BENCH_PG/$DB_NAME" \
-    --admin-listen "127.0.0.1:$ADMIN_PORT" \
-    --cluster-listen "127.0.0.1:$CLUSTER_PORT" \
-    --admin-token "$ADMIN_TOKEN" \
-    --cluster-token "$CLUSTER_TOKEN"
-  wait_until "the control plane's admin API" 60 \
-    http_status_is 200 "http://127.0.0.1:$ADMIN_PORT/readyz"
-  wait_until "the control plane's cluster port" 10 port_open "$CLUSTER_PORT"
-}
-
-start_data_plane() {
+start_reload_data_plane() {
   local threads=()
   [[ -n "$WORKER_THREADS" ]] && threads=(--worker-threads "$WORKER_THREADS")
-  start data-plane "$TURNPIKE" data-plane \
-    --control-plane "http://127.0.0.1:$CLUSTER_PORT" \
-    --proxy-listen "127.0.0.1:$PROXY_PORT" \
-    --status-listen "127.0.0.1:$STATUS_PORT" \
-    --cluster-token "$CLUSTER_TOKEN" \
-    "${threads[@]}"
-  wait_until "the data plane's status port" 15 port_open "$STATUS_PORT"
-  wait_until "the data plane's proxy port" 15 port_open "$PROXY_PORT"
+  start_data_plane data-plane "$PROXY_PORT" "$STATUS_PORT" "${threads[@]}"
 }
 
 # The admin calls (initial config and the pushes) and waiting for versions
 # on the data plane, in one Python process: precise timings, no fork per
 # poll. Subcommands:
 #   setup              upstream "origin" (first port) and route "all" (/)
-#   push N DEADLINE_S  N pushes spread evenly until DEADLINE_S from now
+#   push N SPAN_S AT   N pushes spread evenly over SPAN_S seconds from AT
+#                      (wall-clock epoch seconds; the Python start-up falls
+#                      before it, not into the schedule)
 # Each prints one JSON object on stdout; any failed call exits 1.
 admin_tool() {
   python3 - "$@" <<'EOF'
@@ -401,7 +175,7 @@ if cmd == "setup":
     print(json.dumps({"version": v, "applied": s["snapshots_applied"] + s["deltas_applied"]}))
 elif cmd == "push":
     n, span = int(sys.argv[2]), float(sys.argv[3])
-    start = time.monotonic()
+    start = time.monotonic() + max(0.0, float(sys.argv[4]) - time.time())
     kinds = ["tags", "add", "targets", "remove"]
     write_ms, apply_ms, counts = [], [], {k: 0 for k in kinds}
     target = 0
@@ -509,7 +283,7 @@ finish_wrk() {
 }
 
 # Prints "rps p50_us p99_us max_us requests non2xx connect read write timeout codes".
-parse_wrk() {
+parse_wrk_counted() {
   awk '
     function us(v) {
       if (v ~ /us$/) return v + 0
@@ -531,14 +305,6 @@ parse_wrk() {
 }
 
 machine_summary() {
-  local cpu commit
-  cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
-  commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  if [[ "$commit" != unknown ]] && ! git -C "$REPO_ROOT" diff --quiet HEAD -- 2>/dev/null; then
-    commit="$commit (with uncommitted changes)"
-  fi
-  # A binary built elsewhere (TURNPIKE_BIN) may not be this tree's.
-  [[ -n "${TURNPIKE_COMMIT:-}" ]] && commit="$TURNPIKE_COMMIT (as given by TURNPIKE_COMMIT)"
   local cmd="bench/reload.sh${ORIGINAL_ARGS[*]:+ ${ORIGINAL_ARGS[*]}}"
   ((SMOKE)) || cmd="PUSHES=$PUSHES DURATION=$DURATION CONNECTIONS=$CONNECTIONS THREADS=$THREADS BASELINE=$BASELINE $cmd"
   cat <<EOF
@@ -547,8 +313,8 @@ machine_summary() {
 - command: \`$cmd\`
 - wrk: \`wrk --latency -t $THREADS -c $CONNECTIONS -d $DURATION -s count.lua <data plane>/\` (the Lua script counts non-2xx answers)
 - date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
-- machine: $(nproc) CPU(s), ${cpu:-unknown CPU}, $(uname -sr); load average at start ${LOADAVG_START}, at end $(cut -d' ' -f1-3 /proc/loadavg); nothing pinned
-- turnpike: commit $commit, \`$TURNPIKE\` ($PROFILE_NOTE), data plane with ${WORKER_THREADS:-the default (one per core)} worker thread(s)
+- machine: $(machine_note); load average at start ${LOADAVG_START}, at end $(cut -d' ' -f1-3 /proc/loadavg); nothing pinned
+- turnpike: commit $(commit_note), \`$TURNPIKE\` ($PROFILE_NOTE), data plane with ${WORKER_THREADS:-the default (one per core)} worker thread(s)
 - origin: nginx $(nginx -v 2>&1 | sed 's/^nginx version: nginx\///'), 1 worker, \`return 200 "ok"\` on two ports; wrk $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }')
 
 EOF
@@ -557,9 +323,7 @@ EOF
 # ---------------------------------------------------------------- main
 
 main() {
-  trap cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
+  install_traps
 
   [[ "$PUSHES" =~ ^[1-9][0-9]*$ ]] || die "PUSHES must be a positive number"
   local duration
@@ -581,15 +345,14 @@ main() {
   read -r ORIGIN_PORT ORIGIN2_PORT ADMIN_PORT CLUSTER_PORT PROXY_PORT STATUS_PORT <<<"$(free_ports 6)"
   export ORIGIN_PORT ORIGIN2_PORT ADMIN_PORT STATUS_PORT ADMIN_TOKEN
 
-  psql_admin -c 'SELECT 1' >/dev/null 2>&1 ||
-    die "Postgres is not reachable at $BENCH_PG (trust auth expected; set BENCH_PG)"
+  require_postgres
 
   log "origin (nginx) on :$ORIGIN_PORT and :$ORIGIN2_PORT"
   start_origin
   log "control plane on :$ADMIN_PORT (admin) and :$CLUSTER_PORT (cluster), database $DB_NAME"
   start_control_plane
   log "data plane on :$PROXY_PORT (proxy) and :$STATUS_PORT (status)"
-  start_data_plane
+  start_reload_data_plane
   log "configuring turnpike through the admin API"
   admin_tool setup >"$WORK/setup.json" || die "the initial configuration failed"
   local body parsed
@@ -602,7 +365,7 @@ main() {
     log "baseline: wrk for ${duration}s, no pushes"
     start_wrk baseline "$duration"
     finish_wrk baseline
-    parsed=$(parse_wrk "$WORK/wrk-baseline.txt") ||
+    parsed=$(parse_wrk_counted "$WORK/wrk-baseline.txt") ||
       die "could not parse wrk's output: $(cat "$WORK/wrk-baseline.txt")"
     echo "baseline $parsed" >>"$WORK/results.txt"
     check_alive
@@ -615,15 +378,16 @@ main() {
   span=$(python3 -c "print(round($duration * 0.8, 3))")
   log "under load: wrk for ${duration}s, $PUSHES pushes over ${span}s"
   start_wrk pushes "$duration"
-  sleep "$lead"
-  admin_tool push "$PUSHES" "$span" >"$WORK/push.json" || {
+  local push_at
+  push_at=$(python3 -c "print(${EPOCHREALTIME} + $lead)")
+  admin_tool push "$PUSHES" "$span" "$push_at" >"$WORK/push.json" || {
     kill "$WRK_PID" 2>/dev/null
     die "a config push failed"
   }
   kill -0 "$WRK_PID" 2>/dev/null ||
     die "the pushes took longer than the load ($(cat "$WORK/push.json")); raise DURATION"
   finish_wrk pushes
-  parsed=$(parse_wrk "$WORK/wrk-pushes.txt") ||
+  parsed=$(parse_wrk_counted "$WORK/wrk-pushes.txt") ||
     die "could not parse wrk's output: $(cat "$WORK/wrk-pushes.txt")"
   echo "pushes $parsed" >>"$WORK/results.txt"
   sed 's/^/    /' "$WORK/wrk-pushes.txt" >&2
@@ -686,14 +450,7 @@ EOF
   } >"$WORK/report.md"
   echo
   cat "$WORK/report.md"
-  local name
-  name="reload-$(date -u +%Y%m%dT%H%M%SZ)"
-  ((SMOKE)) && name="$name-smoke"
-  if mkdir -p "$BENCH_OUT" && cp "$WORK/report.md" "$BENCH_OUT/$name.md"; then
-    log "report saved to $BENCH_OUT/$name.md"
-  else
-    warn "could not write the report to $BENCH_OUT"
-  fi
+  save_report reload
   ((rc == 0)) || die "reload checks failed (see FAILED above)"
 }
 
