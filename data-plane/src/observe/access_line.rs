@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::access_log::Entry;
+use crate::proxy::headers::IpText;
 
 /// Appends `entry` and a newline to `out`.
 pub fn encode(out: &mut Vec<u8>, entry: &Entry<'_>) {
@@ -96,17 +97,7 @@ fn hex(out: &mut Vec<u8>, n: u128) {
 }
 
 fn ip(out: &mut Vec<u8>, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                number(out, octet);
-            }
-        }
-        IpAddr::V6(v6) => out.extend_from_slice(v6.to_string().as_bytes()),
-    }
+    out.extend_from_slice(IpText::default().of(ip).as_bytes());
 }
 
 thread_local! {

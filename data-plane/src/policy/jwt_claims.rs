@@ -69,6 +69,16 @@ impl Checks {
         self.verify(raw, header, header.alg, &key.key)
     }
 
+    /// `exp` has passed, leeway included.
+    pub(super) fn expired(&self, exp: f64, now: f64) -> bool {
+        now >= exp + self.leeway
+    }
+
+    /// `nbf` is checked and still ahead, leeway included.
+    pub(super) fn early(&self, nbf: f64, now: f64) -> bool {
+        self.nbf && nbf > now + self.leeway
+    }
+
     fn claims(&self, claims: &Value) -> Result<(), Reason> {
         let Value::Object(c) = claims else {
             return Err("token claims are not a JSON object");
@@ -79,13 +89,13 @@ impl Checks {
             Ok(None) => return Err("token has no exp claim"),
             Err(()) => return Err("exp claim is not a NumericDate"),
         };
-        if now >= exp + self.leeway {
+        if self.expired(exp, now) {
             return Err("token expired");
         }
         match numeric_date(c, "nbf") {
             Err(()) => return Err("nbf claim is not a NumericDate"),
             Ok(None) if self.nbf => return Err("token has no nbf claim"),
-            Ok(Some(nbf)) if self.nbf && nbf > now + self.leeway => {
+            Ok(Some(nbf)) if self.early(nbf, now) => {
                 return Err("token not valid yet (nbf)");
             }
             _ => {}

@@ -42,9 +42,10 @@ struct Entry {
 }
 
 impl Entry {
+    /// The time claims, as `Checks` judges them (their presence and types
+    /// were checked when the token was verified).
     fn valid_at(&self, now: f64, checks: &Checks) -> bool {
-        now < self.exp + checks.leeway
-            && !(checks.nbf && self.nbf.is_some_and(|nbf| nbf > now + checks.leeway))
+        !checks.expired(self.exp, now) && !self.nbf.is_some_and(|nbf| checks.early(nbf, now))
     }
 }
 

@@ -107,13 +107,13 @@ pub fn set_forwarded(
 /// An address as text without `fmt` for IPv4 (the common case on the
 /// request path, where `Display` cost more than the rest of the headers).
 #[derive(Default)]
-struct IpText {
+pub(crate) struct IpText {
     buf: [u8; 15],
     v6: String,
 }
 
 impl IpText {
-    fn of(&mut self, ip: IpAddr) -> &str {
+    pub(crate) fn of(&mut self, ip: IpAddr) -> &str {
         match ip {
             IpAddr::V4(v4) => {
                 let mut n = 0;
