@@ -126,8 +126,9 @@ fn apply<'a>(
     Ok(body)
 }
 
-/// The framing of a whole body: its length, no transfer coding.
-fn frame(headers: &mut HeaderMap, len: usize) {
+/// The framing of a whole body: its length, no transfer coding (also for
+/// the bodies `proxy::replay` keeps).
+pub(crate) fn frame(headers: &mut HeaderMap, len: usize) {
     headers.remove(TRANSFER_ENCODING);
     headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
 }

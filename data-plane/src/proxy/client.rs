@@ -15,15 +15,30 @@ use crate::Error;
 use crate::proxy::body::ClientBody;
 use crate::proxy::connector;
 use crate::proxy::pool::Pool;
+use crate::proxy::replay::Resumed;
 
 /// What is sent upstream: the client's body, streamed under the body
-/// limits, or nothing (a request without a body, which is what a retry can
-/// resend), or a body a policy rewrote, whole.
-pub type UpstreamBody = Either<ClientBody, Either<Empty<Bytes>, Full<Bytes>>>;
+/// limits; nothing (a request without a body); a body in memory (rewritten
+/// by a policy, or kept so a retry can resend it: `proxy::replay`); or the
+/// client's body resumed after `replay` read part of it (boxed: rare, and
+/// the other variants stay small).
+pub type UpstreamBody = Either<ClientBody, Either<Empty<Bytes>, Either<Full<Bytes>, Box<Resumed>>>>;
 
 /// No body.
 pub fn empty() -> UpstreamBody {
     Either::Right(Either::Left(Empty::new()))
+}
+
+pub fn streamed(body: ClientBody) -> UpstreamBody {
+    Either::Left(body)
+}
+
+pub fn whole(body: Bytes) -> UpstreamBody {
+    Either::Right(Either::Right(Either::Left(Full::new(body))))
+}
+
+pub fn resumed(body: Resumed) -> UpstreamBody {
+    Either::Right(Either::Right(Either::Right(Box::new(body))))
 }
 
 pub type UpstreamClient = Pool;

@@ -3,7 +3,8 @@
 //! (`send`: attempts, `retry`, the `breaker`, in-flight and health
 //! accounting; pools in
 //! `client` and `pool`, connections in `connector`) → hand the response back,
-//! streaming both bodies. Before routing, the
+//! streaming both bodies (but a small request body a retry may resend,
+//! read whole first by `replay`). Before routing, the
 //! request is checked (`hygiene`) and its path normalised once
 //! (`normalize`); every answer carries the request's `X-Request-Id`
 //! (`request_id`). WebSocket upgrades are spliced by `upgrade`. Bodies a
@@ -18,6 +19,7 @@ pub mod headers;
 pub mod hygiene;
 pub mod normalize;
 pub mod pool;
+pub mod replay;
 pub mod request_id;
 pub mod retry;
 pub mod send;

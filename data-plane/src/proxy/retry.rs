@@ -4,9 +4,14 @@
 //!
 //! The rule, in full:
 //! - Only requests with an idempotent method (`GET`, `HEAD`, `OPTIONS`,
-//!   `TRACE`, `PUT`, `DELETE`) and no body are retried by the proxy: a
-//!   streamed body is gone once sent, and a non-idempotent request could be
-//!   applied twice. `POST` and `PATCH` are never retried by the proxy.
+//!   `TRACE`, `PUT`, `DELETE`) are retried by the proxy, and only when the
+//!   whole request can be sent again (`proxy::replay`): it has no body, or
+//!   its body, at most `replay::REPLAY_MAX` (64 KiB), was read into memory
+//!   before the first attempt. A larger body (declared, or a chunked one
+//!   that went past the bound while being read), a body with trailers, or
+//!   one behind `Expect: 100-continue` streams and is not retried: it is
+//!   gone once sent. `POST` and `PATCH` are never retried by the proxy,
+//!   whatever their body: they could be applied twice.
 //! - Only failures before any response arrived: the connection could not be
 //!   opened (refused, connect timeout, TLS), or it closed or reset before a
 //!   response head. A read timeout is not retried (the target may still be

@@ -1,7 +1,10 @@
-//! The upstream call: pick a target, send, and on a failure before any
-//! response try another target when `retry` allows it. Each attempt is
-//! counted in flight on its target until the response body ends, timed for
-//! the latency balancer, and reported to passive health checks.
+//! The upstream call: keep what a retry would resend when the request may
+//! be retried (`replay`: its head, and a body of at most
+//! `replay::REPLAY_MAX` read whole first), pick a target, send, and on a
+//! failure before any response try another target when `retry` allows it.
+//! Each attempt is counted in flight on its target until the response body
+//! ends, timed for the latency balancer, and reported to passive health
+//! checks.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -11,7 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use http::{HeaderMap, Request, Response, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use turnpike_model::upstream::balancing::MAX_RETRIES;
@@ -25,8 +28,9 @@ use crate::observe::exchange::Finish;
 use crate::observe::stats::RouteStats;
 use crate::proxy::body::{BodyLimits, ClientBody, Outbound};
 use crate::proxy::breaker::Admitted;
-use crate::proxy::client::{self, UpstreamBody};
+use crate::proxy::client;
 use crate::proxy::pool::Lease;
+use crate::proxy::replay::{self, Replay};
 use crate::proxy::retry;
 
 /// A response from a target, with its HTTP/1 connection lent until the
@@ -45,13 +49,6 @@ pub struct Sent {
 
 static EMPTY_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
 
-/// What a retry resends: the request's head. Only kept for requests that
-/// may be retried (idempotent, no body), so others pay nothing.
-struct Replay {
-    method: Method,
-    headers: HeaderMap,
-}
-
 /// Sends `req` (URI still origin-form; `path_and_query` is what goes
 /// upstream) to one of the upstream's targets.
 pub async fn send(
@@ -63,6 +60,29 @@ pub async fn send(
     req: Request<Outbound>,
     path_and_query: PathAndQuery,
 ) -> Result<Sent, Error> {
+    let (mut parts, body) = req.into_parts();
+    let resendable = upstream.retries > 0 && retry::idempotent(&parts.method);
+    // What a retry resends, kept only for requests that may be retried. A
+    // request without a body goes out as one (the client's empty body is
+    // dropped) and is resent as it is, with nothing read or awaited. A body
+    // small enough is read whole first (`replay`), before the circuit
+    // breaker counts the request: a slow client holds no breaker slot
+    // while nothing has reached the upstream yet. Other bodies stream.
+    let (body, replay) = if body.is_end_stream() {
+        (
+            client::empty(),
+            resendable.then(|| Replay::new(&parts, None)),
+        )
+    } else if resendable && replay::may_keep(&parts.headers, &body) {
+        let (body, kept) = replay::keep(&mut parts.headers, body, limits, stats).await?;
+        (body, kept.map(|b| Replay::new(&parts, Some(b))))
+    } else {
+        let body = match body {
+            Outbound::Stream(b) => client::streamed(ClientBody::new(b, limits, stats.clone())),
+            Outbound::Whole(b) => client::whole(b),
+        };
+        (body, None)
+    };
     // Circuit breaker: over either cap, 503 at once. Pending covers the
     // whole wait for a response head, retries included.
     let (admitted, pending) = match upstream.breaker {
@@ -79,20 +99,6 @@ pub async fn send(
             (Some(admitted), Some(pending))
         }
     };
-    let (parts, body) = req.into_parts();
-    let bodyless = body.is_end_stream();
-    let replay =
-        (upstream.retries > 0 && bodyless && retry::idempotent(&parts.method)).then(|| Replay {
-            method: parts.method.clone(),
-            headers: parts.headers.clone(),
-        });
-    // A request without a body goes out as one, which is what makes it
-    // resendable; the client's (empty) body is dropped.
-    let body: UpstreamBody = match body {
-        _ if bodyless => client::empty(),
-        Outbound::Stream(b) => Either::Left(ClientBody::new(b, limits, stats.clone())),
-        Outbound::Whole(b) => Either::Right(Either::Right(Full::new(b))),
-    };
     let mut first = Some((parts, body));
     upstream.budget.deposit();
 
@@ -104,7 +110,7 @@ pub async fn send(
     loop {
         let headers = match (&first, &replay) {
             (Some((parts, _)), _) => &parts.headers,
-            (None, Some(r)) => &r.headers,
+            (None, Some(r)) => r.headers(),
             (None, None) => &EMPTY_HEADERS,
         };
         let ctx = PickContext {
@@ -134,13 +140,7 @@ pub async fn send(
                 parts.version = Version::HTTP_11;
                 Request::from_parts(parts, body)
             }
-            (None, Some(r)) => {
-                let mut req = Request::new(client::empty());
-                *req.method_mut() = r.method.clone();
-                *req.uri_mut() = uri;
-                *req.headers_mut() = r.headers.clone();
-                req
-            }
+            (None, Some(r)) => r.request(uri),
             // Retries are only decided when `replay` is set.
             (None, None) => {
                 return Err(Error::BadUpstreamRequest(
