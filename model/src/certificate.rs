@@ -1,7 +1,9 @@
 //! Certificates: a PEM chain and its private key, served for the SNIs it
-//! lists. The key is stored and distributed as given (data planes terminate
-//! TLS with it) but never shown: exports and diffs carry `key_sha256`
-//! instead ([`CertificateSpec::redact`]).
+//! lists, and presented to upstreams whose `tls.client_certificate` names
+//! it. One without SNIs is only such a client certificate: the proxy never
+//! serves it. The key is stored and distributed as given (data planes
+//! terminate TLS with it) but never shown: exports and diffs carry
+//! `key_sha256` instead ([`CertificateSpec::redact`]).
 //!
 //! What needs X.509 and crypto (the PEM parses, the key matches the
 //! certificate, the validity period) is checked by the control plane before
@@ -27,8 +29,11 @@ pub struct CertificateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_sha256: Option<String>,
     /// Host names (or `*.example.com`) this certificate is served for;
-    /// unique across certificates.
-    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100, example = json!(["api.example.com"])))]
+    /// unique across certificates. Empty (or absent): never served to
+    /// clients, for a certificate used only as an upstream's client
+    /// certificate.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100, example = json!(["api.example.com"])))]
     pub snis: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
@@ -64,8 +69,8 @@ impl CertificateSpec {
             }
             _ => {}
         }
-        if self.snis.is_empty() || self.snis.len() > MAX_SNIS {
-            errors.push("snis", format!("1 to {MAX_SNIS} host names"));
+        if self.snis.len() > MAX_SNIS {
+            errors.push("snis", format!("at most {MAX_SNIS} host names"));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.snis.iter().enumerate() {
@@ -79,7 +84,8 @@ impl CertificateSpec {
         errors.into_result()
     }
 
-    /// The name diffs and the audit log use: the first SNI.
+    /// The name diffs and the audit log use: the first SNI (empty for a
+    /// certificate without SNIs; those are told apart by id).
     pub fn label(&self) -> &str {
         self.snis.first().map(String::as_str).unwrap_or("")
     }
@@ -132,10 +138,20 @@ mod tests {
             .map(|e| e.field)
             .collect();
         assert_eq!(fields, ["cert", "key", "snis[1]", "snis[2]", "snis[3]"]);
+        let many: Vec<String> = (0..=MAX_SNIS)
+            .map(|i| format!("h{i}.example.com"))
+            .collect();
+        let too_many = spec(json!({"cert": "C", "key": "K", "snis": many}));
+        assert_eq!(too_many.validate().unwrap_err().0[0].field, "snis");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_no_snis() {
+        // Empty or absent: a certificate only upstreams present.
         let none = spec(json!({"cert": "C", "key": "K", "snis": []}));
-        assert_eq!(none.validate().unwrap_err().0[0].field, "snis");
-        assert!(
-            serde_json::from_value::<CertificateSpec>(json!({"cert": "C", "key": "K"})).is_err()
-        );
+        assert_eq!(none.validate(), Ok(()));
+        let absent = spec(json!({"cert": "C", "key": "K"}));
+        assert_eq!(absent, none);
+        assert_eq!(absent.label(), "");
     }
 }

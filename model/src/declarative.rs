@@ -2,10 +2,12 @@
 //! as one YAML or JSON document, what `GET /api/v1/config/export` answers,
 //! `POST /api/v1/config/import` and `turnpike config` take.
 //!
-//! Entities are identified by name here, never by id: routes name their
-//! upstream, plugins their consumer (by username), and an import keeps the
-//! id of every entity that already exists (see `declarative_snapshot.rs`),
-//! so exporting and importing the same config changes nothing.
+//! Entities are identified by name here: routes name their upstream,
+//! plugins their consumer (by username), and an import keeps the id of
+//! every entity that already exists (see `declarative_snapshot.rs`), so
+//! exporting and importing the same config changes nothing. Certificates
+//! have no name, so they carry their `id` (as in Kong's decK files), which
+//! an upstream's `tls.client_certificate` refers to.
 //!
 //! Secrets: a document may carry them in clear (`key`, `password`, a
 //! certificate `key`, a JWT `secret`); an export never does. It shows what
@@ -16,6 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::{
     CertificateSpec, ConsumerSpec, CredentialKind, ModelError, PluginSpec, RouteSpec, UpstreamSpec,
@@ -41,7 +44,18 @@ pub struct Document {
     #[serde(default)]
     pub plugins: Vec<PluginSpec>,
     #[serde(default)]
-    pub certificates: Vec<CertificateSpec>,
+    pub certificates: Vec<CertificateEntry>,
+}
+
+/// A certificate and its id. Without one, an import keeps the id of the
+/// current certificate with the same first SNI (or, without SNIs, the same
+/// PEM), else makes one; exports always write it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    #[serde(flatten)]
+    pub spec: CertificateSpec,
 }
 
 /// A route with the plugins scoped to it (`route` left out; `consumer` by
@@ -138,8 +152,10 @@ impl Document {
             &mut errors,
         );
         let plugins = entities::<PluginSpec>(&mut top, "plugins", "name", None, &mut errors);
+        // The id is taken out like a nested list: the spec has no `id`.
         let certificates =
-            entities::<CertificateSpec>(&mut top, "certificates", "", None, &mut errors);
+            entities::<CertificateSpec>(&mut top, "certificates", "", Some("id"), &mut errors);
+        let certificate_ids = checks::certificate_ids(&certificates, &mut errors);
         let mut routes: Vec<(Entry<RouteSpec>, Vec<Option<PluginSpec>>)> = routes
             .into_iter()
             .enumerate()
@@ -164,6 +180,7 @@ impl Document {
             consumers: &consumers,
             plugins: &plugins,
             certificates: &certificates,
+            certificate_ids: &certificate_ids,
         };
         whole.check(&mut errors);
         errors.into_result()?;
@@ -190,7 +207,11 @@ impl Document {
                 })
                 .collect(),
             plugins: plugins.into_iter().filter_map(|e| e.spec).collect(),
-            certificates: certificates.into_iter().filter_map(|e| e.spec).collect(),
+            certificates: certificates
+                .into_iter()
+                .zip(certificate_ids)
+                .filter_map(|(e, id)| Some(CertificateEntry { id, spec: e.spec? }))
+                .collect(),
         })
     }
 

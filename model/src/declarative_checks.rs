@@ -1,14 +1,36 @@
-//! The checks of a declarative document across entities: unique names,
-//! references to entities of the same document, one plugin of a name per
-//! scope, unique credential keys and SNIs.
+//! The checks of a declarative document across entities: unique names and
+//! certificate ids, references to entities of the same document, one
+//! plugin of a name per scope, unique credential keys and SNIs.
 
 use std::collections::HashMap;
+
+use serde_json::Value;
+use uuid::Uuid;
 
 use super::Entry;
 use crate::{
     CertificateSpec, ConsumerSpec, CredentialKind, PluginSpec, RouteSpec, UpstreamSpec,
     ValidationErrors,
 };
+
+/// The `id` of each certificate entry (taken out of it before its spec was
+/// parsed, into `nested`): a UUID, or absent.
+pub(super) fn certificate_ids(
+    entries: &[Entry<CertificateSpec>],
+    errors: &mut ValidationErrors,
+) -> Vec<Option<Uuid>> {
+    let parse = |(i, e): (usize, &Entry<CertificateSpec>)| match &e.nested {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let id = v.as_str().and_then(|s| Uuid::parse_str(s).ok());
+            if id.is_none() {
+                errors.push(format!("certificates[{i}].id"), "must be a UUID");
+            }
+            id
+        }
+    };
+    entries.iter().enumerate().map(parse).collect()
+}
 
 /// The parsed entries of a document, for the checks across entities.
 pub(super) struct Whole<'a> {
@@ -17,6 +39,8 @@ pub(super) struct Whole<'a> {
     pub(super) consumers: &'a [(Entry<ConsumerSpec>, Vec<Option<CredentialKind>>)],
     pub(super) plugins: &'a [Entry<PluginSpec>],
     pub(super) certificates: &'a [Entry<CertificateSpec>],
+    /// Index-aligned with `certificates`.
+    pub(super) certificate_ids: &'a [Option<Uuid>],
 }
 
 impl Whole<'_> {
@@ -79,6 +103,39 @@ impl Whole<'_> {
             }
         }
         self.check_credentials_and_snis(errors);
+        self.check_client_certificates(errors);
+    }
+
+    /// Certificate ids are unique, and an upstream's `tls.client_certificate`
+    /// is the id of a certificate of this document (an import replaces the
+    /// whole config: a certificate left out is deleted).
+    fn check_client_certificates(&self, errors: &mut ValidationErrors) {
+        let mut ids = HashMap::new();
+        for (i, id) in self.certificate_ids.iter().enumerate() {
+            let Some(id) = id else { continue };
+            if let Some(j) = ids.get(id) {
+                errors.push(
+                    format!("certificates[{i}].id"),
+                    format!("duplicate id (also certificates[{j}])"),
+                );
+            } else {
+                ids.insert(*id, i);
+            }
+        }
+        for (i, u) in self.upstreams.iter().enumerate() {
+            let wanted = u
+                .spec
+                .as_ref()
+                .and_then(|s| s.tls.as_ref()?.client_certificate);
+            if let Some(id) = wanted
+                && !ids.contains_key(&id)
+            {
+                errors.push(
+                    format!("upstreams[{i}].tls.client_certificate"),
+                    format!("no certificate with id '{id}' in this document"),
+                );
+            }
+        }
     }
 
     fn check_credentials_and_snis(&self, errors: &mut ValidationErrors) {

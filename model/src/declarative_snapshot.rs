@@ -3,13 +3,14 @@
 //! An import keeps the id of every entity that already exists, so that
 //! importing an export is a no-op: upstreams, routes and consumers are
 //! matched by name, credentials by consumer, type and key (digest, username
-//! or JWT key), plugins by name and scope, certificates by their first SNI.
+//! or JWT key), plugins by name and scope, certificates by the id they
+//! carry, else by their first SNI (without SNIs: their PEM).
 
 use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::{ConsumerEntry, Document, FORMAT_VERSION, RouteEntry};
+use super::{CertificateEntry, ConsumerEntry, Document, FORMAT_VERSION, RouteEntry};
 use crate::credential::sha256_hex;
 use crate::{
     Certificate, Consumer, Credential, CredentialKind, CredentialSpec, Plugin, PluginSpec, Route,
@@ -84,8 +85,16 @@ impl Document {
             .map(plugin)
             .collect();
         sort_plugins(&mut plugins);
-        let mut certificates: Vec<_> = s.certificates.iter().map(|c| c.spec.clone()).collect();
-        certificates.sort_by(|a, b| a.label().cmp(b.label()));
+        let mut certificates: Vec<CertificateEntry> = s
+            .certificates
+            .iter()
+            .map(|c| CertificateEntry {
+                id: Some(c.id),
+                spec: c.spec.clone(),
+            })
+            .collect();
+        // By id among equal labels: certificates without SNIs share "".
+        certificates.sort_by(|a, b| (a.spec.label(), a.id).cmp(&(b.spec.label(), b.id)));
         Document {
             format_version: FORMAT_VERSION.to_owned(),
             upstreams,
@@ -279,21 +288,62 @@ impl Document {
             .collect()
     }
 
-    fn certificates(&self, current: &Snapshot, errors: &mut ValidationErrors) -> Vec<Certificate> {
+    /// Gives every certificate entry without an `id` the one an import
+    /// would (see [`Document::to_snapshot`]), so that the caller can find
+    /// each entry in the snapshot by id.
+    pub fn assign_certificate_ids(&mut self, current: &Snapshot) {
+        let ids = self.certificate_ids(current);
+        for (entry, id) in self.certificates.iter_mut().zip(ids) {
+            entry.id = Some(id);
+        }
+    }
+
+    /// The id of each certificate entry: its own; else that of the current
+    /// certificate with the same first SNI (without SNIs: the same PEM),
+    /// unless another entry has it; else a new one.
+    fn certificate_ids(&self, current: &Snapshot) -> Vec<Uuid> {
+        let mut taken: std::collections::HashSet<Uuid> =
+            self.certificates.iter().filter_map(|c| c.id).collect();
         let by_sni: HashMap<&str, Uuid> = current
             .certificates
             .iter()
             .flat_map(|c| c.spec.snis.iter().map(move |s| (s.as_str(), c.id)))
             .collect();
+        let by_pem: HashMap<&str, Uuid> = current
+            .certificates
+            .iter()
+            .filter(|c| c.spec.snis.is_empty())
+            .map(|c| (c.spec.cert.as_str(), c.id))
+            .collect();
+        self.certificates
+            .iter()
+            .map(|c| {
+                if let Some(id) = c.id {
+                    return id;
+                }
+                let matched = match c.spec.snis.first() {
+                    Some(sni) => by_sni.get(sni.as_str()),
+                    None => by_pem.get(c.spec.cert.as_str()),
+                };
+                match matched {
+                    Some(id) if taken.insert(*id) => *id,
+                    _ => Uuid::now_v7(),
+                }
+            })
+            .collect()
+    }
+
+    fn certificates(&self, current: &Snapshot, errors: &mut ValidationErrors) -> Vec<Certificate> {
         let keys: HashMap<String, &str> = current
             .certificates
             .iter()
             .filter_map(|c| c.spec.key.as_deref())
             .map(|k| (sha256_hex(k.as_bytes()), k))
             .collect();
+        let ids = self.certificate_ids(current);
         let mut out = Vec::new();
-        for (i, spec) in self.certificates.iter().enumerate() {
-            let mut spec = spec.clone();
+        for (i, (entry, id)) in self.certificates.iter().zip(ids).enumerate() {
+            let mut spec = entry.spec.clone();
             if let Some(d) = spec.key_sha256.take() {
                 match keys.get(&d.to_ascii_lowercase()) {
                     Some(k) => spec.key = Some((*k).to_owned()),
@@ -303,10 +353,6 @@ impl Document {
                     ),
                 }
             }
-            let id = by_sni
-                .get(spec.label())
-                .copied()
-                .unwrap_or_else(Uuid::now_v7);
             out.push(Certificate { id, spec });
         }
         out

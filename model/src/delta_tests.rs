@@ -222,6 +222,8 @@ fn upstream_spec() -> impl Strategy<Value = UpstreamSpec> {
                     server_name: Some("u.internal".into()),
                     verify: true,
                     ca: None,
+                    // A certificate the snapshot may or may not hold.
+                    client_certificate: (name == "u1").then(|| id(50)),
                 }),
                 targets: targets
                     .into_iter()

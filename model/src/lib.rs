@@ -83,3 +83,6 @@ pub(crate) fn check_tags(tags: &[String], errors: &mut ValidationErrors) {
 
 #[cfg(test)]
 mod policy_tests;
+
+#[cfg(test)]
+mod client_cert_tests;

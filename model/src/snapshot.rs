@@ -65,9 +65,18 @@ impl Snapshot {
         let mut errors = ValidationErrors::default();
         let mut ids = HashSet::new();
         let mut names = HashSet::new();
+        let certificate_ids: HashSet<uuid::Uuid> = self.certificates.iter().map(|c| c.id).collect();
         for (i, u) in self.upstreams.iter().enumerate() {
             if let Err(e) = u.spec.validate() {
                 errors.extend_prefixed(&format!("upstreams[{i}]"), e);
+            }
+            if let Some(id) = u.spec.tls.as_ref().and_then(|t| t.client_certificate)
+                && !certificate_ids.contains(&id)
+            {
+                errors.push(
+                    format!("upstreams[{i}].tls.client_certificate"),
+                    format!("refers to unknown certificate {id}"),
+                );
             }
             if !ids.insert(u.id) {
                 errors.push(format!("upstreams[{i}].id"), "duplicate id");

@@ -82,6 +82,7 @@ pub(crate) fn to_proto(u: &Upstream) -> proto::Upstream {
             server_name: t.server_name.clone(),
             verify: t.verify,
             ca: t.ca.clone(),
+            client_certificate: t.client_certificate.map(|id| id.to_string()),
         }),
     }
 }
@@ -134,6 +135,25 @@ pub(crate) fn spec_from_proto(i: usize, u: proto::Upstream) -> Result<UpstreamSp
         })?);
     }
     let timeouts = u.timeouts.unwrap_or_default();
+    let tls = match u.tls {
+        None => None,
+        Some(t) => Some(UpstreamTls {
+            server_name: t.server_name,
+            verify: t.verify,
+            ca: t.ca,
+            client_certificate: t
+                .client_certificate
+                .map(|raw| {
+                    uuid::Uuid::parse_str(&raw).map_err(|_| {
+                        ModelError::wire(
+                            format!("upstreams[{i}].tls.client_certificate"),
+                            "not a UUID",
+                        )
+                    })
+                })
+                .transpose()?,
+        }),
+    };
     Ok(UpstreamSpec {
         name: u.name,
         algorithm,
@@ -173,11 +193,7 @@ pub(crate) fn spec_from_proto(i: usize, u: proto::Upstream) -> Result<UpstreamSp
         }),
         retries: u.retries,
         protocol,
-        tls: u.tls.map(|t| UpstreamTls {
-            server_name: t.server_name,
-            verify: t.verify,
-            ca: t.ca,
-        }),
+        tls,
         tags: u.tags,
     })
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::Actor;
 use super::input::{JsonObject, ListParams, RawListParams, parse_spec};
-use crate::store::{Change, EntitySpec, Refs, Stored, WriteTx};
+use crate::store::{Change, EntityKind, EntitySpec, Refs, Stored, WriteTx};
 use crate::{AppState, Error};
 
 pub const VERSION_HEADER: &str = "x-turnpike-config-version";
@@ -47,8 +47,24 @@ impl ApiEntity for UpstreamSpec {
         Ok(())
     }
 
-    async fn resolve(&mut self, _tx: &mut WriteTx) -> Result<Refs, Error> {
-        Ok(Refs::default())
+    /// The client certificate must exist; its reference column makes
+    /// deleting it a 409 while this upstream presents it.
+    async fn resolve(&mut self, tx: &mut WriteTx) -> Result<Refs, Error> {
+        let Some(id) = self.tls.as_ref().and_then(|t| t.client_certificate) else {
+            return Ok(Refs::default());
+        };
+        tx.resolve(EntityKind::Certificate, &id.to_string())
+            .await?
+            .ok_or_else(|| {
+                Error::field(
+                    "tls.client_certificate",
+                    format!("no certificate with id '{id}'"),
+                )
+            })?;
+        Ok(Refs {
+            certificate: Some(id),
+            ..Refs::default()
+        })
     }
 }
 

@@ -41,6 +41,9 @@ pub fn target(mut doc: Document, current: &Snapshot, pepper: &str) -> Result<Sna
         }
     }
     errors.into_result()?;
+    // Ids first, so each certificate of the document is found in the
+    // target by id (those without SNIs have no other handle).
+    doc.assign_certificate_ids(current);
     let target = doc.to_snapshot(current)?;
     check_certificates(&doc, current, &target)?;
     Ok(target)
@@ -62,7 +65,7 @@ fn check_certificates(doc: &Document, current: &Snapshot, target: &Snapshot) -> 
         let Some(cert) = target
             .certificates
             .iter()
-            .find(|c| c.spec.label() == written.label())
+            .find(|c| Some(c.id) == written.id)
         else {
             continue;
         };

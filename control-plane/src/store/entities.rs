@@ -68,6 +68,7 @@ impl EntityKind {
     /// Reference columns beside the spec, in the order [`Refs`] binds them.
     fn ref_columns(self) -> &'static [&'static str] {
         match self {
+            EntityKind::Upstream => &["client_certificate_id"],
             EntityKind::Route => &["upstream_id"],
             EntityKind::Plugin => &["route_id", "consumer_id"],
             _ => &[],
@@ -81,6 +82,8 @@ pub struct Refs {
     pub upstream: Option<Uuid>,
     pub route: Option<Uuid>,
     pub consumer: Option<Uuid>,
+    /// An upstream's client certificate.
+    pub certificate: Option<Uuid>,
 }
 
 /// A spec type the store can keep.
@@ -335,6 +338,7 @@ impl WriteTx {
             q = q.bind(match *column {
                 "upstream_id" => refs.upstream,
                 "route_id" => refs.route,
+                "client_certificate_id" => refs.certificate,
                 _ => refs.consumer,
             });
         }
@@ -387,7 +391,11 @@ impl WriteTx {
                 "SELECT 'plugin ' || name || ' ' || id FROM plugins WHERE consumer_id = $1
                  ORDER BY name, id LIMIT 20"
             }
-            EntityKind::Plugin | EntityKind::Certificate => return Ok(Vec::new()),
+            EntityKind::Certificate => {
+                "SELECT 'upstream ' || name FROM upstreams WHERE client_certificate_id = $1
+                 ORDER BY name LIMIT 20"
+            }
+            EntityKind::Plugin => return Ok(Vec::new()),
         };
         let rows: Vec<(String,)> = sqlx::query_as(sql).bind(id).fetch_all(self.conn()).await?;
         Ok(rows.into_iter().map(|r| r.0).collect())

@@ -194,13 +194,14 @@ impl WriteTx {
     /// rows that stay keep their `created_at`.
     ///
     /// Order matters: plugins reference routes and consumers, routes
-    /// upstreams (all `RESTRICT`), and names, usernames, plugin scopes,
-    /// credential keys and SNIs are unique. So: what goes and references
-    /// others is deleted first (plugins, routes, credentials, certificates);
-    /// then every unique value that moves is parked (a placeholder with a
-    /// character names may not contain, SNIs of changed certificates
-    /// dropped); then everything is written, referenced kinds first; the
-    /// upstreams and consumers that go are deleted last.
+    /// upstreams, upstreams their client certificate (all `RESTRICT`), and
+    /// names, usernames, plugin scopes, credential keys and SNIs are
+    /// unique. So: what goes and references others is deleted first
+    /// (plugins, routes, credentials); then every unique value that moves
+    /// is parked (a placeholder with a character names may not contain,
+    /// SNIs of changed and departing certificates dropped); then everything
+    /// is written, referenced kinds first; the consumers, upstreams and
+    /// certificates that go are deleted last, in that order.
     pub async fn replace_all(&mut self, target: &Snapshot) -> Result<(), Error> {
         let upstreams: HashMap<Uuid, UpstreamSpec> = current(self, "upstreams").await?;
         let routes: HashMap<Uuid, RouteSpec> = current(self, "routes").await?;
@@ -241,10 +242,8 @@ impl WriteTx {
         for id in &gone_cr {
             self.delete_credential(*id).await?;
         }
-        for id in &gone_ce {
-            self.delete(EntityKind::Certificate, *id).await?;
-        }
-        self.clear_snis(&changed_ce).await?;
+        let unserved: Vec<Uuid> = gone_ce.iter().chain(&changed_ce).copied().collect();
+        self.clear_snis(&unserved).await?;
         let parked_u: Vec<Uuid> = gone_u.iter().chain(&changed_u).copied().collect();
         let parked_c: Vec<Uuid> = gone_c.iter().chain(&changed_c).copied().collect();
         self.park("upstreams", "name", &parked_u).await?;
@@ -254,12 +253,28 @@ impl WriteTx {
         self.park("credentials", "lookup", &changed_cr).await?;
 
         let none = Refs::default();
+        for c in target
+            .certificates
+            .iter()
+            .filter(|c| certificates.get(&c.id) != Some(&c.spec))
+        {
+            self.upsert(c.id, &c.spec, &none).await?;
+        }
         for u in target
             .upstreams
             .iter()
             .filter(|u| upstreams.get(&u.id) != Some(&u.spec))
         {
-            self.upsert(u.id, &u.spec, &none).await?;
+            let certificate = u.spec.tls.as_ref().and_then(|t| t.client_certificate);
+            self.upsert(
+                u.id,
+                &u.spec,
+                &Refs {
+                    certificate,
+                    ..none
+                },
+            )
+            .await?;
         }
         for r in target
             .routes
@@ -283,13 +298,6 @@ impl WriteTx {
             .filter(|c| credentials.get(&c.id) != Some(&c.spec))
         {
             self.put_credential(c.id, &c.spec).await?;
-        }
-        for c in target
-            .certificates
-            .iter()
-            .filter(|c| certificates.get(&c.id) != Some(&c.spec))
-        {
-            self.upsert(c.id, &c.spec, &none).await?;
         }
         for p in target
             .plugins
@@ -318,6 +326,9 @@ impl WriteTx {
         }
         for id in gone_u {
             self.delete(EntityKind::Upstream, id).await?;
+        }
+        for id in gone_ce {
+            self.delete(EntityKind::Certificate, id).await?;
         }
         Ok(())
     }

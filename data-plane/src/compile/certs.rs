@@ -14,6 +14,10 @@
 //!    finds none either. There is no default certificate, as in APISIX;
 //!    Kong's fallback is a self-signed certificate no client trusts, which
 //!    fails the same way, only later.
+//!
+//! A certificate without SNIs is in no map, so it is never served: it is
+//! an upstream client certificate only (`compile::client_cert`). It is
+//! still loaded here, so a broken one refuses the config all the same.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -230,6 +234,21 @@ pub(crate) mod tests {
                 .resolve(Some("a.example.test"))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_certificate_without_snis_is_never_served() {
+        let certs = [certificate(&[]), certificate(&["a.example.test"])];
+        let table = CompiledCertificates::build(&certs, &KeyCache::default()).unwrap();
+        assert_eq!(table.len(), 2, "loaded and counted");
+        assert_eq!(which(&table, Some("a.example.test"), &certs), Some(1));
+        // Not as a default either: no SNI, or one nothing lists, gets none.
+        for sni in [None, Some("unknown.test"), Some("localhost"), Some("")] {
+            assert_eq!(which(&table, sni, &certs), None, "{sni:?}");
+        }
+        let alone = CompiledCertificates::build(&certs[..1], &KeyCache::default()).unwrap();
+        assert_eq!(which(&alone, None, &certs), None);
+        assert_eq!(which(&alone, Some("x.test"), &certs), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::Scheme;
-use turnpike_model::{Snapshot, Upstream, upstream::parse_address};
+use turnpike_model::{Certificate, Snapshot, Upstream, upstream::parse_address};
 use uuid::Uuid;
 
 use crate::Error;
@@ -24,6 +24,7 @@ use crate::health::passive::PassiveChecker;
 use crate::policy::{self, CompiledConsumers, CompiledPolicies};
 use crate::proxy::breaker::{Load, Loads};
 use crate::proxy::client::{ClientRegistry, UpstreamClient};
+use crate::proxy::connector::ClientCert;
 use crate::proxy::retry::{RetryBudget, RetryBudgets};
 use crate::router::CompiledRouter;
 
@@ -118,10 +119,12 @@ impl Compiled {
         secrets: Arc<turnpike_proto::ClusterSecrets>,
         registries: &Registries,
     ) -> Result<Compiled, Error> {
+        let certificates: HashMap<Uuid, &Certificate> =
+            snapshot.certificates.iter().map(|c| (c.id, c)).collect();
         let upstreams = snapshot
             .upstreams
             .iter()
-            .map(|u| CompiledUpstream::build(u, registries))
+            .map(|u| CompiledUpstream::build(u, &certificates, registries))
             .collect::<Result<Vec<_>, Error>>()?;
         let by_id: HashMap<String, usize> = upstreams
             .iter()
@@ -186,7 +189,11 @@ impl Compiled {
 }
 
 impl CompiledUpstream {
-    fn build(u: &Upstream, registries: &Registries) -> Result<CompiledUpstream, Error> {
+    fn build(
+        u: &Upstream,
+        certificates: &HashMap<Uuid, &Certificate>,
+        registries: &Registries,
+    ) -> Result<CompiledUpstream, Error> {
         let spec = &u.spec;
         // Addresses were checked when the snapshot was validated; a bad one
         // here means a snapshot that skipped validation.
@@ -215,7 +222,13 @@ impl CompiledUpstream {
                 .collect()
         });
         let targets = balancer.targets();
-        let client = registries.clients.get(u.id, spec)?;
+        let client = registries
+            .clients
+            .get(u.id, spec, client_cert(u, certificates)?)
+            .map_err(|e| match e {
+                Error::Compile(m) => Error::Compile(format!("upstream {}: {m}", spec.name)),
+                other => other,
+            })?;
         let scheme = if spec.tls.is_some() {
             Scheme::HTTPS
         } else {
@@ -252,6 +265,34 @@ impl CompiledUpstream {
     }
 }
 
+/// The certificate an upstream's `tls.client_certificate` names, from the
+/// same snapshot. One that is missing or without its key refuses the
+/// config (a validated snapshot has neither): connecting without it would
+/// only fail later, at each target's handshake.
+fn client_cert(
+    u: &Upstream,
+    certificates: &HashMap<Uuid, &Certificate>,
+) -> Result<Option<ClientCert>, Error> {
+    let Some(id) = u.spec.tls.as_ref().and_then(|t| t.client_certificate) else {
+        return Ok(None);
+    };
+    let refused = |what: &str| {
+        Error::Compile(format!(
+            "upstream {}: tls.client_certificate {id}: {what}",
+            u.spec.name
+        ))
+    };
+    let c = certificates
+        .get(&id)
+        .ok_or_else(|| refused("no such certificate in the snapshot"))?;
+    let key = c.spec.key.clone();
+    let key = key.ok_or_else(|| refused("the snapshot does not carry its key"))?;
+    Ok(Some(ClientCert {
+        cert: c.spec.cert.clone(),
+        key,
+    }))
+}
+
 /// A probe's answer body read to keep its connection; larger ones retire it.
 const PROBE_BODY_MAX: usize = 64 * 1024;
 
@@ -284,3 +325,7 @@ fn probe_fn(client: Arc<UpstreamClient>, scheme: Scheme) -> ProbeFn {
         })
     })
 }
+
+#[cfg(test)]
+#[path = "client_cert_tests.rs"]
+mod client_cert_tests;

@@ -343,6 +343,26 @@ mod tests {
         let error = nack_error(apply(&shared, with_plugin).await);
         assert!(error.contains("no key-auth pepper"), "{error}");
 
+        // A client certificate whose key does not load: the model cannot
+        // tell (no crypto there), the compile step can.
+        let mut mtls = snapshot(9);
+        let config = mtls.config.as_mut().unwrap();
+        let cert = Uuid::now_v7().to_string();
+        config.certificates.push(proto::Certificate {
+            id: cert.clone(),
+            cert_pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(),
+            key_pem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+            ..Default::default()
+        });
+        config.upstreams[0].tls = Some(proto::UpstreamTls {
+            verify: true,
+            client_certificate: Some(cert),
+            ..Default::default()
+        });
+        mtls.hash = turnpike_model::snapshot::hash_config(config);
+        let error = nack_error(apply(&shared, mtls).await);
+        assert!(error.contains("tls.client_certificate"), "{error}");
+
         let still = shared.config.load();
         assert_eq!(
             (still.version, still.hash.as_str()),

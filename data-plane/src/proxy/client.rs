@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::proxy::body::ClientBody;
-use crate::proxy::connector;
+use crate::proxy::connector::{self, ClientCert};
 use crate::proxy::pool::Pool;
 use crate::proxy::replay::Resumed;
 
@@ -45,12 +45,15 @@ pub type UpstreamClient = Pool;
 
 /// What a pool's connections depend on: a change to any of it makes a new
 /// pool, anything else (targets, weights, read timeout) keeps the old one.
+/// `tls` names the client certificate by id; `client_cert` is its content,
+/// so a certificate renewed under the same id makes a new pool too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ClientSettings {
     connect_ms: u32,
     write_ms: u32,
     protocol: UpstreamProtocol,
     tls: Option<UpstreamTls>,
+    client_cert: Option<ClientCert>,
 }
 
 #[derive(Default)]
@@ -59,15 +62,22 @@ pub struct ClientRegistry {
 }
 
 impl ClientRegistry {
-    /// The client for upstream `id` with these settings; reused when a live
+    /// The client for upstream `id` with these settings and the client
+    /// certificate its `tls.client_certificate` names; reused when a live
     /// config already holds one. Called while compiling, never on the
     /// request path.
-    pub fn get(&self, id: Uuid, spec: &UpstreamSpec) -> Result<Arc<UpstreamClient>, Error> {
+    pub fn get(
+        &self,
+        id: Uuid,
+        spec: &UpstreamSpec,
+        client_cert: Option<ClientCert>,
+    ) -> Result<Arc<UpstreamClient>, Error> {
         let settings = ClientSettings {
             connect_ms: spec.timeouts.connect_ms,
             write_ms: spec.timeouts.write_ms,
             protocol: spec.protocol,
             tls: spec.tls.clone(),
+            client_cert,
         };
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients.retain(|_, c| c.strong_count() > 0);
@@ -81,6 +91,7 @@ impl ClientRegistry {
             ms(spec.timeouts.write_ms),
             spec.protocol,
             spec.tls.as_ref(),
+            key.1.client_cert.as_ref(),
         )?;
         let client = Pool::new(connector, spec.protocol == UpstreamProtocol::Http2);
         clients.insert(key, Arc::downgrade(&client));

@@ -2,7 +2,8 @@
 //! (connect timeout, nodelay), a write deadline around the socket, and TLS
 //! from hyper-rustls when the upstream sets `tls` (offering ALPN `h2` when
 //! its protocol is `http2`; none for `http1`, which every TLS server takes
-//! as HTTP/1.1).
+//! as HTTP/1.1), with the client certificate of `tls.client_certificate`
+//! for targets that ask for one.
 
 use std::future::Future;
 use std::io;
@@ -16,10 +17,11 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
+use rustls::client::WantsClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ConfigBuilder, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 use turnpike_model::{UpstreamProtocol, UpstreamTls};
@@ -29,13 +31,32 @@ use crate::Error;
 /// The connector every upstream client uses.
 pub type UpstreamConnector = HttpsConnector<TimeoutConnector>;
 
-/// Builds the connector of one upstream. Errors only on a CA bundle that
-/// does not parse (the control plane checked it, so only a bad snapshot).
+/// The certificate an upstream presents to its targets: the PEM chain and
+/// key of the certificate its `tls.client_certificate` names, as the
+/// snapshot holds them. Part of what a pool is kept for, so a certificate
+/// whose PEM or key changes gets new connections.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ClientCert {
+    pub cert: String,
+    pub key: String,
+}
+
+// By hand: the key has no place in a log line.
+impl std::fmt::Debug for ClientCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCert").finish_non_exhaustive()
+    }
+}
+
+/// Builds the connector of one upstream. Errors only on a CA bundle or a
+/// client certificate that does not load (the control plane checked them,
+/// so only a bad snapshot).
 pub fn build(
     connect: Duration,
     write: Duration,
     protocol: UpstreamProtocol,
     tls: Option<&UpstreamTls>,
+    client_cert: Option<&ClientCert>,
 ) -> Result<UpstreamConnector, Error> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect));
@@ -44,7 +65,7 @@ pub fn build(
     // upstream's `tls`, never from the client's request.
     http.enforce_http(false);
     let inner = TimeoutConnector { http, write };
-    let config = tls_config(tls)?;
+    let config = tls_config(tls, client_cert)?;
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http();
@@ -62,9 +83,13 @@ pub fn build(
     })
 }
 
-/// TLS settings: the upstream's CA or the bundled public roots; TLS 1.2+
-/// (rustls has nothing older); ALPN is set by the connector builder.
-fn tls_config(tls: Option<&UpstreamTls>) -> Result<ClientConfig, Error> {
+/// TLS settings: the upstream's CA or the bundled public roots, its client
+/// certificate if any; TLS 1.2+ (rustls has nothing older); ALPN is set by
+/// the connector builder.
+fn tls_config(
+    tls: Option<&UpstreamTls>,
+    client_cert: Option<&ClientCert>,
+) -> Result<ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -81,15 +106,39 @@ fn tls_config(tls: Option<&UpstreamTls>) -> Result<ClientConfig, Error> {
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    let config = if tls.is_some_and(|t| !t.verify) {
+    let builder = if tls.is_some_and(|t| !t.verify) {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth()
     } else {
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder.with_root_certificates(roots)
     };
-    Ok(config)
+    with_client_cert(builder, client_cert)
+}
+
+/// Adds the client certificate: rustls sends it only to a target that asks
+/// (a CertificateRequest), so one that does not is unaffected.
+fn with_client_cert(
+    builder: ConfigBuilder<ClientConfig, WantsClientCert>,
+    client_cert: Option<&ClientCert>,
+) -> Result<ClientConfig, Error> {
+    let Some(c) = client_cert else {
+        return Ok(builder.with_no_client_auth());
+    };
+    let refused = |what: String| Error::Compile(format!("tls.client_certificate: {what}"));
+    let chain = CertificateDer::pem_slice_iter(c.cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| refused(format!("cert is not a PEM certificate chain: {e}")))?;
+    if chain.is_empty() {
+        return Err(refused("cert holds no CERTIFICATE block".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(c.key.as_bytes())
+        .map_err(|e| refused(format!("key is not a PEM private key: {e}")))?;
+    builder.with_client_auth_cert(chain, key).map_err(|e| {
+        refused(format!(
+            "key does not load or does not match the certificate: {e}"
+        ))
+    })
 }
 
 /// `tls.verify: false`: the handshake's signatures are still checked (so the

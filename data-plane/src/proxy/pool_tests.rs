@@ -45,6 +45,7 @@ fn pool() -> Arc<Pool> {
         Duration::from_secs(2),
         UpstreamProtocol::Http1,
         None,
+        None,
     )
     .unwrap();
     Pool::new(c, false)

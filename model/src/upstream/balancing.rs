@@ -3,6 +3,7 @@
 //! TLS, retries).
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::ValidationErrors;
 
@@ -74,6 +75,13 @@ pub struct UpstreamTls {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(max_length = 65536))]
     pub ca: Option<String>,
+    /// Id of a certificate (`/certificates`) whose chain and key are
+    /// presented to targets that ask for a client certificate (mutual
+    /// TLS). Referring to it, rather than holding a key here, keeps the key
+    /// write-only and in one place, as Kong does. The certificate needs no
+    /// SNIs: one without is never served by the proxy's TLS listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<Uuid>,
 }
 
 fn yes() -> bool {
@@ -84,7 +92,9 @@ pub const MAX_RETRIES: u32 = 10;
 pub const MAX_CA_BYTES: usize = 64 * 1024;
 
 /// Checks what the balancing fields need from each other; address and
-/// PEM parsing happen elsewhere (`ca` is parsed by the control plane).
+/// PEM parsing happen elsewhere (`ca` is parsed by the control plane), and
+/// so does the `client_certificate` reference (it needs the other
+/// entities: `Snapshot::validate`, the control plane, the document).
 pub(crate) fn validate(
     algorithm: Algorithm,
     hash_on: Option<&HashOn>,

@@ -176,7 +176,7 @@ pub(super) fn history(out: &mut Value) {
     out["ConfigDiff"] = json!({"type": "object", "properties": diff_props});
     out["Document"] = json!({
         "type": "object",
-        "description": "The declarative config: entities by name, no ids. Routes name their upstream.",
+        "description": "The declarative config: entities by name, no ids, but for certificates (which have no name; an upstream's tls.client_certificate is one's id). Routes name their upstream.",
         "required": ["format_version"],
         "properties": doc_props
     });
