@@ -126,6 +126,15 @@ async fn traces_metrics_and_access_log() {
         metrics.types["turnpike_request_duration_seconds"],
         "histogram"
     );
+    // With --access-log, its drops are a counter (none here).
+    assert_eq!(
+        metrics.types["turnpike_access_log_dropped_lines"],
+        "counter"
+    );
+    assert_eq!(
+        metrics.value("turnpike_access_log_dropped_lines_total", &[]),
+        0.0
+    );
 
     // The access log: one JSON line per request, fields as documented, no
     // credential anywhere.

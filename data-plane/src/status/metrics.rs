@@ -83,6 +83,14 @@ pub fn render(shared: &Shared) -> String {
         "Client connections open on each proxy listener (accepted, not yet ended; WebSocket tunnels included)",
         open,
     );
+    // Only with --access-log: lines its writer could not keep up with.
+    if let Some(log) = &shared.access_log {
+        r.register(
+            "access_log_dropped_lines",
+            "Access-log lines dropped because the writer fell behind (a thread's buffer was full)",
+            ConstCounter::new(log.dropped()),
+        );
+    }
     r.register_collector(Box::new(super::target_metrics::TargetMetrics(
         shared.config.load_full(),
     )));
