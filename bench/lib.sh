@@ -34,6 +34,7 @@ WRK_PID=""      # the load tool while it runs
 HELPER_PIDS=()  # other background helpers (stopped by cleanup too)
 PIN_PROXY=()    # command prefixes set by choose_pinning
 PIN_LOAD=()
+DATA_PLANE_CMD=() # set by resolve_data_plane_bin; else `$TURNPIKE data-plane`
 PROXY_CPU=""
 H2_STREAMS=${H2_STREAMS:-1}
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
@@ -288,6 +289,40 @@ resolve_turnpike() {
   PROFILE_NOTE="$dir build"
 }
 
+# The data plane alone (`turnpike-data-plane`, what proxy hosts run):
+# $TURNPIKE_DATA_PLANE_BIN, else the one next to $TURNPIKE when there is
+# one, else built like resolve_turnpike's. Sets DATA_PLANE_CMD, which
+# start_data_plane runs (`$TURNPIKE data-plane` until this is called).
+resolve_data_plane_bin() {
+  local bin=${TURNPIKE_DATA_PLANE_BIN:-}
+  if [[ -z "$bin" && -n "${TURNPIKE_BIN:-}" && -x "$(dirname "$TURNPIKE_BIN")/turnpike-data-plane" ]]; then
+    bin=$(dirname "$TURNPIKE_BIN")/turnpike-data-plane
+  fi
+  if [[ -z "$bin" ]]; then
+    local profile=(--release) dir=release
+    if ((SMOKE)); then profile=() dir=debug; fi
+    log "building turnpike-data-plane (cargo build ${profile[*]} -p turnpike-cli)"
+    (cd "$REPO_ROOT" && cargo build "${profile[@]}" --locked -p turnpike-cli --bin turnpike-data-plane) >&2 ||
+      die "cargo build failed"
+    bin=$REPO_ROOT/target/$dir/turnpike-data-plane
+  fi
+  [[ -x "$bin" ]] || die "$bin is not an executable"
+  DATA_PLANE_CMD=("$bin")
+}
+
+# "rss_kb peak_kb" of PID and its children (nginx's workers): VmRSS and
+# VmHWM from /proc/<pid>/status, summed (pages the processes share count
+# once per process, as `ps` shows them).
+proc_memory_kb() {
+  local p rss=0 hwm=0 r h
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    read -r r h < <(awk '$1 == "VmRSS:" { r = $2 } $1 == "VmHWM:" { h = $2 } END { print r + 0, h + 0 }' \
+      "/proc/$p/status" 2>/dev/null) || continue
+    rss=$((rss + r)) hwm=$((hwm + h))
+  done
+  echo "$rss $hwm"
+}
+
 # The commit the binary comes from, for reports: this tree's HEAD (marked
 # when the tree has changes), or TURNPIKE_COMMIT for a binary built elsewhere.
 commit_note() {
@@ -370,7 +405,9 @@ start_control_plane() {
 start_data_plane() {
   local name=$1 proxy_port=$2 status_port=$3
   shift 3
-  start "$name" "${PIN_PROXY[@]}" "$TURNPIKE" data-plane \
+  local cmd=("${DATA_PLANE_CMD[@]}")
+  ((${#cmd[@]})) || cmd=("$TURNPIKE" data-plane)
+  start "$name" "${PIN_PROXY[@]}" "${cmd[@]}" \
     --control-plane "http://127.0.0.1:$CLUSTER_PORT" \
     --proxy-listen "127.0.0.1:$proxy_port" \
     --status-listen "127.0.0.1:$status_port" \

@@ -6,7 +6,8 @@
 # load tool and settings, interleaved round by round so that machine drift
 # hits all of them alike:
 #   direct    client → origin                       (the ceiling)
-#   turnpike  client → turnpike data plane (--worker-threads 1) → origin
+#   turnpike  client → turnpike data plane (`turnpike-data-plane
+#             --worker-threads 1`) → origin
 #   nginx     client → nginx (worker_processes 1, upstream keepalive 256) → origin
 #   haproxy   client → HAProxy (nbthread 1) → origin
 # With taskset and two or more CPUs, every proxy runs on one CPU and the
@@ -17,6 +18,11 @@
 # before and after the run) to give requests per proxy-CPU-second, and
 # the busy time of the proxy's CPU that was not the proxy's (other
 # programs: a noisy machine shows there).
+#
+# Memory: each proxy's resident set (VmRSS, summed over nginx's master and
+# worker) once the config is in and every target answered its first
+# requests ("idle"), again after all the runs, and the peak (VmHWM). The
+# issue's target is an idle data plane under 10 MB.
 #
 # Protocols between client and proxy (the proxies speak HTTP/1.1 to the
 # origin); the default is plain HTTP/1.1:
@@ -56,6 +62,8 @@
 #   MODES          http, https, h2, h2c (see above)
 #   PIN=auto       1 to require pinning, 0 to turn it off
 #   TURNPIKE_BIN   turnpike binary to use; otherwise built with cargo
+#   TURNPIKE_DATA_PLANE_BIN  turnpike-data-plane binary; otherwise the one
+#                  next to TURNPIKE_BIN, else built with cargo
 #   TURNPIKE_COMMIT  the commit that binary was built from, for the report
 #                  (default: this tree's HEAD, marked if it has changes)
 #   BENCH_PG=postgres://postgres@127.0.0.1:5432   Postgres server (trust auth)
@@ -260,6 +268,15 @@ EOF
   wait_until "haproxy on port $HAPROXY_TLS_PORT" 15 port_open "$HAPROXY_TLS_PORT"
 }
 
+# record_memory PHASE: "PHASE TARGET rss_kb peak_kb" per proxy into
+# $WORK/memory.txt.
+record_memory() {
+  local t
+  for t in turnpike nginx haproxy; do
+    echo "$1 $t $(proc_memory_kb "$(proxy_pid "$t")")" >>"$WORK/memory.txt"
+  done
+}
+
 # The process whose CPU time counts for a target (none for direct).
 proxy_pid() {
   case "$1" in
@@ -416,7 +433,7 @@ machine_summary() {
 - date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
 - machine: $(machine_note); load average at start ${LOADAVG_START}, at end $(cut -d' ' -f1-3 /proc/loadavg)
 - pinning: $PIN_NOTE; affinity as run: $AFFINITY
-- turnpike: commit $(commit_note), \`$TURNPIKE\` ($PROFILE_NOTE), data plane with 1 worker thread, config version $TURNPIKE_CONFIG_VERSION
+- turnpike: commit $(commit_note), \`${DATA_PLANE_CMD[*]}\` ($PROFILE_NOTE), 1 worker thread, config version $TURNPIKE_CONFIG_VERSION
 - nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), 1 worker process, upstream keepalive 256 (a second nginx, 1 worker, is the origin)
 - haproxy: $(haproxy -v 2>/dev/null | head -n 1 | awk '{ print $3 }'), nbthread 1
 - load tools: wrk $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }')$(command -v h2load >/dev/null && echo ", $(h2load --version 2>/dev/null | awk '{ print $2 }')"); TLS: $(openssl version | awk '{ print $1, $2 }'), ECDSA P-256 certificate
@@ -429,7 +446,7 @@ EOF
 # exits 1 when a target served nothing or any request failed, or with
 # FAIL_ON_TARGETS=1 when a target of the proxy-core issue is missed.
 report() {
-  python3 - "$WORK/results.txt" "$DURATION" "$FAIL_ON_TARGETS" "$SMOKE" <<'EOF'
+  python3 - "$WORK/results.txt" "$DURATION" "$FAIL_ON_TARGETS" "$SMOKE" "$WORK/memory.txt" <<'EOF'
 import statistics, sys
 runs = {}
 modes, concs, targets = [], [], []
@@ -534,6 +551,26 @@ for mode in modes:
                       f"| {ratio(rps, b_rps)} | {ratio(per_cpu, b_cpu)} | {within} | {share} | {non2xx} | {errors} |")
         print()
 
+memory = {}
+for line in open(sys.argv[5]):
+    phase, target, rss, peak = line.split()
+    memory[(phase, target)] = (int(rss), int(peak))
+def mb(kb):
+    return f"{kb / 1024:.1f} MB"
+print("## Memory (resident set)\n")
+print("| proxy | idle (config in, first requests served) | after the runs | peak |")
+print("|---|---:|---:|---:|")
+for t in ("turnpike", "nginx", "haproxy"):
+    if ("idle", t) in memory and ("after", t) in memory:
+        print(f"| {t} | {mb(memory[('idle', t)][0])} | {mb(memory[('after', t)][0])} | {mb(memory[('after', t)][1])} |")
+print()
+if ("idle", "turnpike") in memory:
+    idle = memory[("idle", "turnpike")][0]
+    ok = idle < 10 * 1024
+    verdicts.append(ok)
+    print(f"Target (turnpike{', smoke mode: a debug build, meaningless' if smoke else ''}): "
+          f"idle RSS under 10 MB: {mb(idle)}, {'met' if ok else 'not met'}\n")
+
 failures = []
 for (mode, c, target), rs in runs.items():
     where = f"{target} ({mode}, c{c})"
@@ -576,6 +613,7 @@ main() {
   ensure_command wrk wrk
   if [[ " $MODES " == *" h2"* ]]; then ensure_command h2load nghttp2-client; fi
   resolve_turnpike
+  resolve_data_plane_bin
   choose_pinning
   CLK_TCK=$(getconf CLK_TCK)
   LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -605,8 +643,10 @@ main() {
   start_haproxy
   check_targets
   AFFINITY=$(affinity_note data-plane nginx haproxy origin)
+  record_memory idle
 
   run_benchmarks
+  record_memory after
 
   local rc=0
   {

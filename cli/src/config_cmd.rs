@@ -13,8 +13,8 @@ use http::{Method, StatusCode};
 use turnpike_model::declarative::{Document, Format};
 use turnpike_model::{ConfigDiff, ModelError};
 
-use crate::UsageError;
 use crate::admin_client::AdminClient;
+use turnpike_cli::common::UsageError;
 
 #[derive(clap::Args)]
 pub struct ConfigArgs {

@@ -37,7 +37,7 @@ struct Proc {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.data_planes == 0 || args.data_planes > 9 {
-        return Err(crate::UsageError("--data-planes must be 1 to 9".into()).into());
+        return Err(turnpike_cli::common::UsageError("--data-planes must be 1 to 9".into()).into());
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
@@ -230,7 +230,7 @@ fn print_banner(args: &DemoArgs, admin: &str, token: &str, data_planes: &[(Strin
 
 /// Returns when Ctrl-C (or SIGTERM) arrives, or fails when a child dies.
 async fn wait_for_exit(procs: &mut [Proc]) -> anyhow::Result<()> {
-    let mut signal = crate::shutdown_signal();
+    let mut signal = turnpike_cli::common::shutdown_signal();
     loop {
         tokio::select! {
             _ = signal.wait_for(|s| *s) => return Ok(()),

@@ -32,7 +32,7 @@ pub async fn run(args: EchoArgs) -> anyhow::Result<()> {
     turnpike_data_plane::listener::serve(
         listener,
         move |conn, req| answer(name.clone(), conn.peer, req),
-        crate::shutdown_signal(),
+        turnpike_cli::common::shutdown_signal(),
     )
     .await;
     Ok(())

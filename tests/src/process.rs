@@ -35,31 +35,40 @@ pub fn free_port() -> u16 {
     panic!("no free port in {from}..{to}");
 }
 
-/// The `turnpike` binary: `$TURNPIKE_BIN`, or the one next to the test
-/// executable's target dir, built once if missing.
+/// The `turnpike` binary: `$TURNPIKE_BIN`, or the one in the test
+/// executable's target dir, built first (a no-op when up to date).
 pub fn turnpike_bin() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("TURNPIKE_BIN") {
-            return PathBuf::from(p);
-        }
-        // target/<profile>/deps/<test> → target/<profile>/turnpike
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-        let bin = profile_dir.join("turnpike");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "-p", "turnpike-cli", "--bin", "turnpike"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build of turnpike");
-        assert!(status.success(), "building turnpike failed");
-        bin
-    })
+    BIN.get_or_init(|| binary("TURNPIKE_BIN", "turnpike"))
+}
+
+/// The `turnpike-data-plane` binary (the data plane alone):
+/// `$TURNPIKE_DATA_PLANE_BIN`, or the one in the test executable's target
+/// dir, built first.
+pub fn data_plane_bin() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| binary("TURNPIKE_DATA_PLANE_BIN", "turnpike-data-plane"))
+}
+
+fn binary(env: &str, name: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "-p", "turnpike-cli", "--bin", name]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build of turnpike-cli");
+    assert!(status.success(), "building {name} failed");
+    profile_dir.join(name)
 }
 
 pub struct Proc {
@@ -76,11 +85,21 @@ impl Proc {
     /// [`Proc::spawn`] with environment changes: `Some` sets a variable,
     /// `None` removes it (`TURNPIKE_LOG` is `info` unless changed here).
     pub fn spawn_with_env(name: &str, args: &[String], env: &[(&str, Option<&str>)]) -> Proc {
+        Self::spawn_program(turnpike_bin(), name, args, env)
+    }
+
+    /// [`Proc::spawn_with_env`] of another program (e.g. [`data_plane_bin`]).
+    pub fn spawn_program(
+        program: &std::path::Path,
+        name: &str,
+        args: &[String],
+        env: &[(&str, Option<&str>)],
+    ) -> Proc {
         let dir = std::env::temp_dir().join("turnpike-e2e");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
-        let mut command = Command::new(turnpike_bin());
+        let mut command = Command::new(program);
         command.env("TURNPIKE_LOG", "info");
         for (k, v) in env {
             match v {
@@ -296,10 +315,29 @@ impl DataPlane {
 
     /// [`DataPlane::start`] with extra flags (e.g. cluster TLS).
     pub fn start_args(control_planes: &str, cluster_token: &str, extra: &[String]) -> DataPlane {
+        Self::launch(None, control_planes, cluster_token, extra)
+    }
+
+    /// A data plane run by the `turnpike-data-plane` binary rather than
+    /// `turnpike data-plane`: the same flags.
+    pub fn start_standalone(
+        control_planes: &str,
+        cluster_token: &str,
+        extra: &[String],
+    ) -> DataPlane {
+        Self::launch(Some(data_plane_bin()), control_planes, cluster_token, extra)
+    }
+
+    fn launch(
+        program: Option<&std::path::Path>,
+        control_planes: &str,
+        cluster_token: &str,
+        extra: &[String],
+    ) -> DataPlane {
         let proxy_port = free_port();
         let status_port = free_port();
         let node_id = format!("dp-{}", uuid::Uuid::new_v4().simple());
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "data-plane",
             "--control-plane",
             control_planes,
@@ -316,9 +354,14 @@ impl DataPlane {
         ]
         .map(String::from)
         .to_vec();
-        let args = [args, extra.to_vec()].concat();
+        args.extend_from_slice(extra);
+        let proc = match program {
+            // The standalone binary has no subcommand.
+            Some(program) => Proc::spawn_program(program, &node_id, &args[1..], &[]),
+            None => Proc::spawn(&node_id, &args),
+        };
         DataPlane {
-            proc: Proc::spawn(&node_id, &args),
+            proc,
             node_id,
             proxy: format!("http://127.0.0.1:{proxy_port}"),
             status: format!("http://127.0.0.1:{status_port}"),
