@@ -60,6 +60,27 @@ fn binary(env: &str, name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build.args(["build", "-p", "turnpike-cli", "--bin", name]);
+    // What the test runner sets for this test crate (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_NAME...): ring's build script tracks some, so a build with
+    // them differs from one run from a shell (CI's), and each would
+    // rebuild ring and everything above it.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+        {
+            build.env_remove(&*key);
+        }
+    }
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
