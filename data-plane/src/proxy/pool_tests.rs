@@ -110,6 +110,37 @@ async fn connections_opened_for_a_burst_are_kept_for_the_next() {
 }
 
 #[tokio::test]
+async fn bursts_above_a_few_hundred_concurrent_requests_keep_their_connections() {
+    // 300: more than the 256 idle connections the pool once kept, which
+    // closed 44 of them after every burst and reopened them in the next.
+    const BURST: usize = 300;
+    let (addr, accepted) = server(2).await;
+    let pool = pool();
+    let burst = |pool: Arc<Pool>| async move {
+        let all: Vec<_> = (0..BURST)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { exchange(&pool, addr).await })
+            })
+            .collect();
+        for t in all {
+            assert_eq!(t.await.unwrap(), 2);
+        }
+    };
+    burst(pool.clone()).await;
+    let opened = accepted.load(Ordering::SeqCst);
+    assert_eq!(pool.idle_count(), opened, "every connection kept");
+    for _ in 0..3 {
+        burst(pool.clone()).await;
+    }
+    let reopened = accepted.load(Ordering::SeqCst) - opened;
+    assert!(
+        reopened <= 2,
+        "{reopened} new connections for the same load"
+    );
+}
+
+#[tokio::test]
 async fn a_body_dropped_early_retires_its_connection() {
     let (addr, accepted) = server(256 * 1024).await;
     let pool = pool();
