@@ -5,6 +5,7 @@
 //! Every test gets its own database and its own ports, so tests run in
 //! parallel.
 
+pub mod binaries;
 pub mod counting_upstream;
 pub mod http_client;
 pub mod process;
