@@ -19,6 +19,12 @@
 # the busy time of the proxy's CPU that was not the proxy's (other
 # programs: a noisy machine shows there).
 #
+# Connections: the origin's stub_status counts the connections it accepted
+# during each run, i.e. the upstream connections each proxy opened; after
+# the warm-up, a proxy whose pool keeps up with the concurrency opens none
+# (the report shows the fewest over the rounds, as a pool idle through the
+# other targets' runs may close its connections by the next round).
+#
 # Memory: each proxy's resident set (VmRSS, summed over nginx's master and
 # worker) once the config is in and every target answered its first
 # requests ("idle"), again after all the runs, and the peak (VmHWM). The
@@ -154,9 +160,17 @@ make_certificate() {
 
 # The origin: its own nginx, one worker, on the load tool's CPU. Two plain
 # ports (the balancing runs' two targets), TLS (HTTP/1.1 and h2 by ALPN) and
-# cleartext h2, all answering 200 "ok".
+# cleartext h2, all answering 200 "ok"; and its connection counters
+# (stub_status) on a port of their own.
 start_origin() {
   write_nginx_conf origin <<EOF
+  server {
+    listen 127.0.0.1:$ORIGIN_STATUS_PORT;
+    location = /status {
+      stub_status;
+    }
+  }
+
   server {
     listen 127.0.0.1:$ORIGIN_PORT;
     listen 127.0.0.1:$ORIGIN2_PORT;
@@ -277,6 +291,12 @@ record_memory() {
   done
 }
 
+# Connections the origin has accepted so far (its stub_status), this
+# request's own included.
+origin_accepts() {
+  curl -sf --max-time 5 "http://127.0.0.1:$ORIGIN_STATUS_PORT/status" | awk 'NR == 3 { print $1 }'
+}
+
 # The process whose CPU time counts for a target (none for direct).
 proxy_pid() {
   case "$1" in
@@ -372,9 +392,12 @@ except Exception:
 # concurrency, target, round, then measure_run's fields (rps, p50 µs, p99
 # µs, requests, non-2xx, errors, seconds the load tool ran, proxy CPU
 # seconds (- for direct), CPU seconds of everything else on the proxy's CPU
-# (- when not pinned)), then requests per balancing target (- - otherwise).
+# (- when not pinned)), then requests per balancing target (- - otherwise),
+# then the connections the origin accepted during the run: the load tool's
+# for direct, else the ones the proxy opened (after the warm-up, a proxy
+# whose pool keeps up opens none).
 run_benchmarks() {
-  local mode conc t round out k targets header pid split
+  local mode conc t round out k targets header pid split accepted opened
   local duration warmup
   duration=$(seconds_of "$DURATION")
   case "$WARMUP" in "" | 0 | 0s) warmup=0 ;; *) warmup=$(seconds_of "$WARMUP") ;; esac
@@ -403,6 +426,7 @@ run_benchmarks() {
           split="- -"
           [[ "$t" == lb-* ]] && split=$(lb_counts "${t#lb-}")
           pid=$(proxy_pid "$t") || pid=""
+          accepted=$(origin_accepts) || die "the origin's stub_status does not answer"
           measure_run "$mode" "$out" "$duration" "$(target_url "$mode" "$t")" "$conc" "$pid" "$header"
           if [[ "$t" == lb-* && "$split" != "- -" ]]; then
             local a1 b1 a2 b2
@@ -414,7 +438,9 @@ run_benchmarks() {
               split="- -"
             fi
           fi
-          echo "$mode $conc $t $round $MEASURED $split" >>"$WORK/results.txt"
+          opened=$(origin_accepts) || die "the origin's stub_status does not answer"
+          opened=$((opened - accepted - 1)) # less the second request's own
+          echo "$mode $conc $t $round $MEASURED $split $opened" >>"$WORK/results.txt"
           check_alive # a proxy that crashed under load fails the run here
         done
       done
@@ -451,7 +477,7 @@ import statistics, sys
 runs = {}
 modes, concs, targets = [], [], []
 for line in open(sys.argv[1]):
-    mode, conc, target, _round, rps, p50, p99, total, non2xx, errors, wall, cpu, other, sa, sb = line.split()
+    mode, conc, target, _round, rps, p50, p99, total, non2xx, errors, wall, cpu, other, sa, sb, opened = line.split()
     conc = int(conc)
     for lst, v in ((modes, mode), (concs, conc), (targets, target)):
         if v not in lst:
@@ -463,7 +489,7 @@ for line in open(sys.argv[1]):
         cores=None if cpu == "-" else float(cpu) / float(wall),
         other=None if other == "-" else float(other) / float(wall),
         per_cpu=None if cpu == "-" or float(cpu) <= 0 else int(total) / float(cpu),
-        split=None if sa == "-" else (int(sa), int(sb))))
+        split=None if sa == "-" else (int(sa), int(sb)), opened=int(opened)))
 fail_on_targets = sys.argv[3] == "1"
 smoke = sys.argv[4] == "1"
 concs.sort()
@@ -489,8 +515,9 @@ verdicts = []
 for mode in modes:
     print(f"## {titles.get(mode, mode)}\n")
     print("| c | target | requests/s | p50 | p99 | proxy CPU (cores) | other load on the proxy's CPU (cores) "
-          "| requests per proxy-CPU-second | vs nginx: requests/s | vs nginx: per CPU-second | non-2xx | errors |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| requests per proxy-CPU-second | vs nginx: requests/s | vs nginx: per CPU-second "
+          "| origin connections opened (fewest in a round) | non-2xx | errors |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in concs:
         n_rps, n_cpu = med((mode, c, "nginx"), "rps"), med((mode, c, "nginx"), "per_cpu")
         for t in main_targets:
@@ -503,8 +530,12 @@ for mode in modes:
             other = "n/a" if other is None else f"{other:.2f}"
             non2xx = sum(r["non2xx"] for r in runs[key])
             errors = sum(r["errors"] for r in runs[key])
+            # The fewest: a pool idle through the other targets' runs may
+            # have closed its connections by the next round (turnpike after
+            # 30 s), so only churn in every run is churn.
+            opened = min(r["opened"] for r in runs[key])
             print(f"| {c} | {t} | {rps:,.0f} | {lat(med(key, 'p50'))} | {lat(med(key, 'p99'))} | {cores} | {other} "
-                  f"| {num(per_cpu)} | {ratio(rps, n_rps)} | {ratio(per_cpu, n_cpu)} | {non2xx} | {errors} |")
+                  f"| {num(per_cpu)} | {ratio(rps, n_rps)} | {ratio(per_cpu, n_cpu)} | {opened} | {non2xx} | {errors} |")
     print()
     # The proxy-core issue's targets, for turnpike.
     lines = []
@@ -515,6 +546,13 @@ for mode in modes:
             verdicts.append(ok)
             lines.append(f"- requests per proxy-CPU-second at c{c} ≥ 1.0x nginx: "
                          f"{t / n:.2f}x, {'met' if ok else 'not met'}")
+    churned = [(c, min(r["opened"] for r in runs[(mode, c, "turnpike")]))
+               for c in concs if c > 1 and (mode, c, "turnpike") in runs]
+    if churned and mode in ("http", "https") and not smoke:
+        ok = all(n == 0 for _, n in churned)
+        verdicts.append(ok)
+        lines.append("- no upstream connection churn (connections opened in a run after the warm-up): "
+                     + ", ".join(f"c{c} {n}" for c, n in churned) + f", {'met' if ok else 'not met'}")
     p99 = med((mode, 1, "turnpike"), "p99")
     if p99 is not None:
         ok = p99 <= 250
@@ -622,9 +660,9 @@ main() {
   CLUSTER_TOKEN="bench-cluster-$(random_hex 16)"
   DB_NAME="turnpike_bench_$(random_hex 4)" # fresh per run: no state from earlier runs
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/turnpike-bench.XXXXXX")
-  read -r ORIGIN_PORT ORIGIN2_PORT ORIGIN_TLS_PORT ORIGIN_H2C_PORT ADMIN_PORT CLUSTER_PORT \
+  read -r ORIGIN_PORT ORIGIN2_PORT ORIGIN_TLS_PORT ORIGIN_H2C_PORT ORIGIN_STATUS_PORT ADMIN_PORT CLUSTER_PORT \
     PROXY_PORT PROXY_TLS_PORT STATUS_PORT NGINX_PORT NGINX_TLS_PORT NGINX_H2C_PORT \
-    HAPROXY_PORT HAPROXY_TLS_PORT HAPROXY_H2C_PORT <<<"$(free_ports 15)"
+    HAPROXY_PORT HAPROXY_TLS_PORT HAPROXY_H2C_PORT <<<"$(free_ports 16)"
 
   require_postgres
 
