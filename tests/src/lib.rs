@@ -39,6 +39,16 @@ where
     }
 }
 
+/// Drops its test database when dropped: when the test ends, whatever
+/// happens (`let _db = Db(name)` with the name of [`fresh_database_url`]).
+pub struct Db(pub String);
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        drop_database(&self.0);
+    }
+}
+
 /// A database name no other test uses.
 pub fn fresh_database_url() -> (String, String) {
     let name = format!("turnpike_e2e_{}", uuid::Uuid::new_v4().simple());

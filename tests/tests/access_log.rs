@@ -9,17 +9,9 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use turnpike_tests::{
-    ControlPlane, CountingUpstream, DataPlane, Http, assert_status, drop_database,
-    fresh_database_url, wait_for,
+    ControlPlane, CountingUpstream, DataPlane, Db, Http, assert_status, fresh_database_url,
+    wait_for,
 };
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sampling_and_disabling_per_route() {

@@ -10,16 +10,8 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use turnpike_tests::raw::{RawConn, Read};
 use turnpike_tests::{
-    ControlPlane, CountingUpstream, DataPlane, assert_status, drop_database, fresh_database_url,
+    ControlPlane, CountingUpstream, DataPlane, Db, assert_status, fresh_database_url,
 };
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 fn proxy_addr(dp: &DataPlane) -> String {
     dp.proxy.trim_start_matches("http://").to_owned()

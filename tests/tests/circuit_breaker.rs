@@ -7,16 +7,8 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::json;
 use turnpike_tests::{
-    ControlPlane, DataPlane, Echo, assert_status, drop_database, fresh_database_url, wait_for,
+    ControlPlane, DataPlane, Db, Echo, assert_status, fresh_database_url, wait_for,
 };
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_over_the_cap_get_503_at_once() {

@@ -7,16 +7,7 @@ use std::process::Output;
 
 use http::Method;
 use turnpike_tests::process::turnpike_bin;
-use turnpike_tests::{ControlPlane, drop_database, fresh_database_url};
-
-/// Drops the test database when the test ends, whatever happens.
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
+use turnpike_tests::{ControlPlane, Db, fresh_database_url};
 
 /// Written the way people write: out of order, defaults left out, mixed case.
 const HAND_WRITTEN: &str = r#"

@@ -8,17 +8,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::json;
 use turnpike_tests::process::data_plane_bin;
-use turnpike_tests::{
-    ControlPlane, DataPlane, Echo, assert_status, drop_database, fresh_database_url,
-};
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
+use turnpike_tests::{ControlPlane, DataPlane, Db, Echo, assert_status, fresh_database_url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standalone_data_plane_joins_the_fleet_proxies_and_drains_on_sigterm() {

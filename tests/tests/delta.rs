@@ -8,17 +8,8 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use turnpike_tests::{
-    ControlPlane, DataPlane, Echo, assert_status, drop_database, fresh_database_url, wait_for,
+    ControlPlane, DataPlane, Db, Echo, assert_status, fresh_database_url, wait_for,
 };
-
-/// Drops the test database when the test ends, whatever happens.
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 /// The `/status` of `dp` once it runs `version`.
 async fn status_at(dp: &DataPlane, version: u64) -> Value {

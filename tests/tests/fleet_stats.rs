@@ -10,16 +10,8 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use turnpike_tests::process::turnpike_bin;
 use turnpike_tests::{
-    ControlPlane, Echo, Http, assert_status, drop_database, free_port, fresh_database_url, wait_for,
+    ControlPlane, Db, Echo, Http, assert_status, free_port, fresh_database_url, wait_for,
 };
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 /// A data plane started with the test knob in its environment (the shared
 /// helper passes none). Killed on drop; its log printed if the test fails.

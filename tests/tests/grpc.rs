@@ -17,19 +17,11 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus as Wire;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::server::HealthReporter;
-use turnpike_tests::{ControlPlane, DataPlane, assert_status, drop_database, fresh_database_url};
+use turnpike_tests::{ControlPlane, DataPlane, Db, assert_status, fresh_database_url};
 
 /// Longest wait for any answer or message: a hang fails instead of blocking.
 const WAIT: Duration = Duration::from_secs(20);
 const SERVICE: &str = "turnpike.test.Orders";
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 /// A health server on a port of its own, with `SERVICE` serving; returns
 /// its address and the reporter that changes its statuses.

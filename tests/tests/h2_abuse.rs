@@ -22,20 +22,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use turnpike_tests::{
-    ControlPlane, CountingUpstream, DataPlane, assert_status, drop_database, fresh_database_url,
-    wait_for,
+    ControlPlane, CountingUpstream, DataPlane, Db, assert_status, fresh_database_url, wait_for,
 };
 
 /// Longest wait for any answer: a hang fails instead of blocking.
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 /// A control plane and a data plane routing `/` to `upstream`.
 async fn setup(upstream: &str) -> (Db, ControlPlane, DataPlane) {

@@ -13,17 +13,8 @@ use std::process::Command;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use turnpike_tests::{
-    ControlPlane, CountingUpstream, DataPlane, Http, assert_status, drop_database,
-    fresh_database_url,
+    ControlPlane, CountingUpstream, DataPlane, Db, Http, assert_status, fresh_database_url,
 };
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 const SECRET: &str = "pyjwt-shared-secret-of-32-bytes-or-more";
 

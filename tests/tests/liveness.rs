@@ -9,17 +9,7 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use nix::sys::signal::{Signal, kill};
 use serde_json::json;
-use turnpike_tests::{
-    ControlPlane, DataPlane, Echo, assert_status, drop_database, fresh_database_url,
-};
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
+use turnpike_tests::{ControlPlane, DataPlane, Db, Echo, assert_status, fresh_database_url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_control_plane_is_detected_and_the_stream_comes_back() {

@@ -12,18 +12,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use turnpike_tests::{
-    Answer, ControlPlane, DataPlane, Echo, Http, assert_status, drop_database, free_port,
-    fresh_database_url, wait_for,
+    Answer, ControlPlane, DataPlane, Db, Echo, Http, assert_status, free_port, fresh_database_url,
+    wait_for,
 };
-
-/// Drops the test database when the test ends, whatever happens.
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 /// A control plane on a fresh database and one data plane. Fields drop in
 /// order: the processes before the database.

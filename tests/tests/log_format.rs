@@ -10,17 +10,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use turnpike_tests::process::Proc;
 use turnpike_tests::{
-    ControlPlane, DataPlane, Echo, assert_status, drop_database, free_port, fresh_database_url,
-    wait_for,
+    ControlPlane, DataPlane, Db, Echo, assert_status, free_port, fresh_database_url, wait_for,
 };
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 const LEVELS: [&str; 5] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"];
 

@@ -11,17 +11,9 @@ use serde_json::json;
 use turnpike_tests::prometheus::Exposition;
 use turnpike_tests::raw::{RawConn, Read};
 use turnpike_tests::{
-    ControlPlane, CountingUpstream, DataPlane, Http, assert_status, drop_database,
-    fresh_database_url, wait_for,
+    ControlPlane, CountingUpstream, DataPlane, Db, Http, assert_status, fresh_database_url,
+    wait_for,
 };
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 /// A control plane, a data plane with `extra` flags, and route `r` to a
 /// counting upstream, applied. Returns the route's config version.

@@ -9,17 +9,8 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use turnpike_tests::{
-    ControlPlane, DataPlane, Echo, assert_status, drop_database, fresh_database_url, wait_for,
+    ControlPlane, DataPlane, Db, Echo, assert_status, fresh_database_url, wait_for,
 };
-
-/// Drops the test database when the test ends, whatever happens.
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 /// Creates an upstream `name` whose one target is `echo`, and a route
 /// `/{name}` to it; returns the version the route's write produced.

@@ -9,17 +9,9 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use turnpike_tests::prometheus::Exposition;
 use turnpike_tests::{
-    ControlPlane, CountingUpstream, DataPlane, Http, assert_status, drop_database,
-    fresh_database_url, wait_for,
+    ControlPlane, CountingUpstream, DataPlane, Db, Http, assert_status, fresh_database_url,
+    wait_for,
 };
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 

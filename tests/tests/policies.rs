@@ -9,17 +9,8 @@
 use http::{Method, StatusCode};
 use serde_json::json;
 use turnpike_tests::{
-    ControlPlane, CountingUpstream, DataPlane, Http, assert_status, drop_database,
-    fresh_database_url,
+    ControlPlane, CountingUpstream, DataPlane, Db, Http, assert_status, fresh_database_url,
 };
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 async fn created(cp: &ControlPlane, path: &str, body: serde_json::Value) -> u64 {
     let a = cp.api(Method::POST, path, Some(body)).await;

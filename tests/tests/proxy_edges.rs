@@ -18,8 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 use turnpike_tests::raw::{RawConn, RawResponse, Read};
 use turnpike_tests::{
-    ControlPlane, CountingUpstream, DataPlane, assert_status, drop_database, free_port,
-    fresh_database_url,
+    ControlPlane, CountingUpstream, DataPlane, Db, assert_status, free_port, fresh_database_url,
 };
 
 /// Longest wait for any byte or answer: a hang fails instead of blocking.
@@ -29,14 +28,6 @@ const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 /// Sent by the WebSocket upstream right after its 101, unasked.
 const GREETING: &[u8] = b"hello from upstream\n";
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 /// A control plane on a fresh database and a data plane with `dp_args`,
 /// routing `/` to an upstream at `upstream` (5 s read timeout).

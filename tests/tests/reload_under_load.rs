@@ -12,17 +12,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
-use turnpike_tests::{
-    ControlPlane, DataPlane, Echo, assert_status, drop_database, fresh_database_url,
-};
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
+use turnpike_tests::{ControlPlane, DataPlane, Db, Echo, assert_status, fresh_database_url};
 
 const CLIENTS: usize = 4;
 const PUSHES: usize = 100;

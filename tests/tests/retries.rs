@@ -9,17 +9,9 @@ use serde_json::json;
 use turnpike_tests::prometheus::Exposition;
 use turnpike_tests::raw::{RawConn, Read};
 use turnpike_tests::{
-    ControlPlane, CountingUpstream, DataPlane, Http, assert_status, drop_database, free_port,
+    ControlPlane, CountingUpstream, DataPlane, Db, Http, assert_status, free_port,
     fresh_database_url,
 };
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 /// An upstream over `targets` and a route to it for paths under `path`.
 async fn upstream(

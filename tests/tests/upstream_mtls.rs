@@ -25,20 +25,10 @@ use rustls::server::WebPkiClientVerifier;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use turnpike_tests::{
-    Answer, ControlPlane, DataPlane, assert_status, drop_database, fresh_database_url,
-};
+use turnpike_tests::{Answer, ControlPlane, DataPlane, Db, assert_status, fresh_database_url};
 
 /// Longest wait for any answer: a hang fails instead of blocking.
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 fn ring() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

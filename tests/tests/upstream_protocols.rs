@@ -28,19 +28,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use turnpike_tests::{
-    Answer, ControlPlane, DataPlane, assert_status, drop_database, free_port, fresh_database_url,
+    Answer, ControlPlane, DataPlane, Db, assert_status, free_port, fresh_database_url,
 };
 
 /// Longest wait for any answer: a hang fails instead of blocking.
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 fn ring() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

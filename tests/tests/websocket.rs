@@ -13,7 +13,7 @@ use serde_json::json;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use turnpike_tests::{ControlPlane, DataPlane, assert_status, drop_database, fresh_database_url};
+use turnpike_tests::{ControlPlane, DataPlane, Db, assert_status, fresh_database_url};
 
 /// Longest wait for any byte or answer: a hang fails instead of blocking.
 const WAIT: Duration = Duration::from_secs(20);
@@ -23,14 +23,6 @@ const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 /// Sent by the upstream right after its 101, unasked: the upstream-to-client
 /// direction works on its own.
 const GREETING: &[u8] = b"hello from upstream\n";
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 /// The upstream: records each request head (lowercased); answers a
 /// WebSocket upgrade with 101 and echoes, a target containing `deny` with

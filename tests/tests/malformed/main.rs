@@ -17,17 +17,8 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use turnpike_tests::raw::{RawConn, RawResponse, Read};
 use turnpike_tests::{
-    ControlPlane, CountingUpstream, DataPlane, assert_status, drop_database, fresh_database_url,
+    ControlPlane, CountingUpstream, DataPlane, Db, assert_status, fresh_database_url,
 };
-
-/// Drops the test database when the test ends, whatever happens.
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        drop_database(&self.0);
-    }
-}
 
 /// A data plane routing `/admin` and host `api.example.com` to `admin`,
 /// everything else to `main`.
