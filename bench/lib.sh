@@ -265,10 +265,20 @@ cpu_busy_ticks() {
 
 # ---------------------------------------------------------------- turnpike
 
-# Uses $TURNPIKE_BIN, else builds the CLI. Smoke mode builds the debug
-# profile: CI has just built it for the tests, and a release build (thin LTO)
-# would cost minutes on a 2-core runner for a check that measures nothing.
-# Sets TURNPIKE and PROFILE_NOTE.
+# build_bin NAME: builds the CLI's binary NAME and prints its path. Smoke
+# mode builds the debug profile: CI has just built it for the tests, and a
+# release build (thin LTO) would cost minutes on a 2-core runner for a
+# check that measures nothing.
+build_bin() {
+  local profile=(--release) dir=release
+  if ((SMOKE)); then profile=() dir=debug; fi
+  log "building $1 (cargo build ${profile[*]} -p turnpike-cli)"
+  (cd "$REPO_ROOT" && cargo build "${profile[@]}" --locked -p turnpike-cli --bin "$1") >&2 ||
+    die "cargo build failed"
+  echo "$REPO_ROOT/target/$dir/$1"
+}
+
+# Uses $TURNPIKE_BIN, else builds the CLI. Sets TURNPIKE and PROFILE_NOTE.
 resolve_turnpike() {
   if [[ -n "${TURNPIKE_BIN:-}" ]]; then
     [[ -x "$TURNPIKE_BIN" ]] || die "TURNPIKE_BIN=$TURNPIKE_BIN is not an executable"
@@ -280,31 +290,24 @@ resolve_turnpike() {
     fi
     return
   fi
-  local profile=(--release) dir=release
-  if ((SMOKE)); then profile=() dir=debug; fi
-  log "building turnpike (cargo build ${profile[*]} -p turnpike-cli)"
-  (cd "$REPO_ROOT" && cargo build "${profile[@]}" --locked -p turnpike-cli --bin turnpike) >&2 ||
-    die "cargo build failed"
-  TURNPIKE=$REPO_ROOT/target/$dir/turnpike
-  PROFILE_NOTE="$dir build"
+  TURNPIKE=$(build_bin turnpike)
+  PROFILE_NOTE="$(basename "$(dirname "$TURNPIKE")") build"
 }
 
 # The data plane alone (`turnpike-data-plane`, what proxy hosts run):
-# $TURNPIKE_DATA_PLANE_BIN, else the one next to $TURNPIKE when there is
-# one, else built like resolve_turnpike's. Sets DATA_PLANE_CMD, which
+# $TURNPIKE_DATA_PLANE_BIN, else the one next to $TURNPIKE. A given
+# TURNPIKE_BIN without one beside it runs as `$TURNPIKE data-plane` (the
+# same build, not a fresh one from this tree). Sets DATA_PLANE_CMD, which
 # start_data_plane runs (`$TURNPIKE data-plane` until this is called).
 resolve_data_plane_bin() {
-  local bin=${TURNPIKE_DATA_PLANE_BIN:-}
-  if [[ -z "$bin" && -n "${TURNPIKE_BIN:-}" && -x "$(dirname "$TURNPIKE_BIN")/turnpike-data-plane" ]]; then
-    bin=$(dirname "$TURNPIKE_BIN")/turnpike-data-plane
-  fi
-  if [[ -z "$bin" ]]; then
-    local profile=(--release) dir=release
-    if ((SMOKE)); then profile=() dir=debug; fi
-    log "building turnpike-data-plane (cargo build ${profile[*]} -p turnpike-cli)"
-    (cd "$REPO_ROOT" && cargo build "${profile[@]}" --locked -p turnpike-cli --bin turnpike-data-plane) >&2 ||
-      die "cargo build failed"
-    bin=$REPO_ROOT/target/$dir/turnpike-data-plane
+  local bin=${TURNPIKE_DATA_PLANE_BIN:-$(dirname "$TURNPIKE")/turnpike-data-plane}
+  if [[ -z "${TURNPIKE_DATA_PLANE_BIN:-}" && ! -x "$bin" ]]; then
+    if [[ -n "${TURNPIKE_BIN:-}" ]]; then
+      warn "no turnpike-data-plane next to $TURNPIKE_BIN: running \`$TURNPIKE data-plane\`"
+      DATA_PLANE_CMD=("$TURNPIKE" data-plane)
+      return
+    fi
+    bin=$(build_bin turnpike-data-plane)
   fi
   [[ -x "$bin" ]] || die "$bin is not an executable"
   DATA_PLANE_CMD=("$bin")

@@ -69,7 +69,8 @@
 #   PIN=auto       1 to require pinning, 0 to turn it off
 #   TURNPIKE_BIN   turnpike binary to use; otherwise built with cargo
 #   TURNPIKE_DATA_PLANE_BIN  turnpike-data-plane binary; otherwise the one
-#                  next to TURNPIKE_BIN, else built with cargo
+#                  next to the turnpike binary (a TURNPIKE_BIN without one
+#                  runs as `turnpike data-plane`), else built with cargo
 #   TURNPIKE_COMMIT  the commit that binary was built from, for the report
 #                  (default: this tree's HEAD, marked if it has changes)
 #   BENCH_PG=postgres://postgres@127.0.0.1:5432   Postgres server (trust auth)
