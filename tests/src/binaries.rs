@@ -1,5 +1,6 @@
 //! The programs the end-to-end tests run (`turnpike`,
-//! `turnpike-data-plane`), built on demand, and free ports for them.
+//! `turnpike-data-plane`), built on demand, the `cargo` that builds them,
+//! and free ports for them.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -49,13 +50,23 @@ fn binary(env: &str, name: &str) -> PathBuf {
     // target/<profile>/deps/<test> → target/<profile>/<name>
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
+    let mut build = cargo();
     build.args(["build", "-p", "turnpike-cli", "--bin", name]);
-    // What the test runner sets for this test crate (CARGO_MANIFEST_DIR,
-    // CARGO_PKG_NAME...): ring's build script tracks some, so a build with
-    // them differs from one run from a shell (CI's), and each would
-    // rebuild ring and everything above it.
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("cargo build of turnpike-cli");
+    assert!(status.success(), "building {name} failed");
+    profile_dir.join(name)
+}
+
+/// `cargo` (the one running the tests), in the workspace, without what the
+/// test runner sets for this test crate (CARGO_MANIFEST_DIR,
+/// CARGO_PKG_NAME...): ring's build script tracks some, so a build with
+/// them differs from one run from a shell (CI's), and each would rebuild
+/// ring and everything above it.
+pub fn cargo() -> Command {
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
         if [
@@ -70,16 +81,9 @@ fn binary(env: &str, name: &str) -> PathBuf {
         .iter()
         .any(|p| key.starts_with(p))
         {
-            build.env_remove(&*key);
+            cargo.env_remove(&*key);
         }
     }
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let status = build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build of turnpike-cli");
-    assert!(status.success(), "building {name} failed");
-    profile_dir.join(name)
+    cargo.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    cargo
 }
