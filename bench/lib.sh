@@ -679,7 +679,11 @@ start_callgrind_data_plane() {
   local name=$1 proxy_port=$2 status_port=$3
   shift 3
   mkdir -p "$WORK/callgrind-$name"
+  # Uncompressed names: each dump is kept alone (callgrind_batch), and a
+  # compressed one names functions by ids defined in an earlier dump, which
+  # callgrind_annotate then cannot resolve.
   start "$name" "${PIN_PROXY[@]}" valgrind --tool=callgrind \
+    --compress-strings=no \
     --callgrind-out-file="$WORK/callgrind-$name/callgrind.out" \
     "$TURNPIKE" data-plane \
     --control-plane "http://127.0.0.1:$CLUSTER_PORT" \
