@@ -14,8 +14,13 @@
 //! polls it for reading; [`track`] counts the requests in flight (from the
 //! handler's call until the response body is done or dropped) in the
 //! connection's [`Activity`], so an open stream is never "idle". No lock:
-//! an atomic counter per connection, one timer per connection reset at
-//! most twice per request.
+//! an atomic counter per connection, and one timer per connection that a
+//! request does not touch. A phase change only moves the connection's due
+//! time; the timer (tokio's wheel sits behind a lock) is set at most
+//! `tick` (the shorter timeout) ahead, and when it fires before the due
+//! time it is set again. Every due time is at least a tick after it is
+//! set, so the timer never fires late, and a busy connection re-arms it
+//! once per tick instead of twice per request.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -135,13 +140,19 @@ pub struct IdleIo<I> {
     phase: Phase,
     /// `Activity::started` when last looked at.
     seen_started: usize,
-    deadline: Pin<Box<Sleep>>,
+    /// When the phase's timeout runs out.
+    due: Instant,
+    /// The shorter of the two timeouts: the farthest ahead the timer is set.
+    tick: Duration,
+    /// Fires at or before `due`.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl<I> IdleIo<I> {
     /// Starts in [`Phase::Head`]: the first request's head is due within
     /// the header timeout of the accept.
     pub fn new(io: I, activity: Arc<Activity>, header: Duration, idle: Duration) -> IdleIo<I> {
+        let tick = header.min(idle);
         IdleIo {
             io,
             activity,
@@ -149,7 +160,9 @@ impl<I> IdleIo<I> {
             idle_timeout: idle,
             phase: Phase::Head,
             seen_started: 0,
-            deadline: Box::pin(tokio::time::sleep(header)),
+            due: Instant::now() + header,
+            tick,
+            timer: Box::pin(tokio::time::sleep(tick)),
         }
     }
 
@@ -174,7 +187,7 @@ impl<I> IdleIo<I> {
                 Phase::Busy => None,
             };
             if let Some(t) = timeout {
-                self.deadline.as_mut().reset(Instant::now() + t);
+                self.due = Instant::now() + t;
             }
             self.phase = next;
         }
@@ -184,7 +197,15 @@ impl<I> IdleIo<I> {
         if self.phase == Phase::Busy {
             return Poll::Pending;
         }
-        ready!(self.deadline.as_mut().poll(cx));
+        loop {
+            ready!(self.timer.as_mut().poll(cx));
+            let now = Instant::now();
+            if now >= self.due {
+                break;
+            }
+            // Early: the due time moved on since the timer was set.
+            self.timer.as_mut().reset(self.due.min(now + self.tick));
+        }
         let what = match self.phase {
             Phase::Head => "request head not received within the header timeout",
             _ => "connection idle past the idle timeout",

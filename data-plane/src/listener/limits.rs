@@ -80,12 +80,12 @@ impl Limits {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(TokioTimer::new())
             // The head deadline and the idle timeout are enforced by
-            // `IdleIo`, which can tell them apart; hyper's own timer runs
-            // from the moment a connection goes idle, so it stays only as a
-            // backstop, long enough never to cut a live head.
-            .header_read_timeout(self.idle_timeout + self.header_read_timeout)
+            // `IdleIo` (on every connection, TLS or not), which can tell them
+            // apart. hyper's own would run from the moment a connection goes
+            // idle, and arm (allocate, register, cancel) a timer for every
+            // request head: off, and no timer for it to need.
+            .header_read_timeout(None)
             .max_headers(self.max_headers)
             // hyper answers 431 once the buffered head reaches this size
             // unfinished (hyper-util does not expose `max_header_size`).
