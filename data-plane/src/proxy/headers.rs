@@ -8,15 +8,42 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 /// Hop-by-hop headers (RFC 9110 §7.6.1), plus the non-standard ones proxies
 /// still meet. `te` is handled apart: `te: trailers` must reach gRPC servers.
 const HOP_BY_HOP_COUNT: usize = 7;
-const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
     header::TRAILER,
     header::UPGRADE,
 ];
+
+/// The index of `name` in [`HOP_BY_HOP`]. Compared with constants, each
+/// comparison compiles to a tag check (standard names) or one byte
+/// comparison: a loop over the array compares whole `HeaderName`s (or, over
+/// a `const` array, builds and drops one for every header of a message).
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    let i = if *name == header::CONNECTION {
+        0
+    } else if *name == KEEP_ALIVE {
+        1
+    } else if *name == PROXY_CONNECTION {
+        2
+    } else if *name == header::PROXY_AUTHENTICATE {
+        3
+    } else if *name == header::PROXY_AUTHORIZATION {
+        4
+    } else if *name == header::TRAILER {
+        5
+    } else if *name == header::UPGRADE {
+        6
+    } else {
+        return None;
+    };
+    Some(i)
+}
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -36,7 +63,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             te = true;
         } else if *name == header::TRANSFER_ENCODING {
             transfer_encoding = true;
-        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        } else if let Some(i) = hop_index(name) {
             present[i] = true;
         }
     }
@@ -146,6 +173,15 @@ impl IpText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_hop_by_hop_name_is_found_at_its_index() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(name), Some(i), "{name}");
+        }
+        assert_eq!(hop_index(&header::TE), None);
+        assert_eq!(hop_index(&HeaderName::from_static("x-keep-alive")), None);
+    }
 
     #[test]
     fn strips_hop_by_hop_and_connection_named() {
