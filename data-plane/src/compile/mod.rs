@@ -312,15 +312,13 @@ fn probe_fn(client: Arc<UpstreamClient>, scheme: Scheme) -> ProbeFn {
                 .header(http::header::USER_AGENT, "turnpike-health-check")
                 .body(crate::proxy::client::empty())
                 .map_err(|e| e.to_string())?;
-            let (resp, lease) = client.send(req).await.map_err(|e| e.to_string())?;
+            // Bounded by the checker's own timeout.
+            let resp = client.send(req, None).await.map_err(|e| e.to_string())?;
             let status = resp.status();
-            // Read (bounded) so the connection can serve the next probe.
+            // Read (bounded) so the connection can serve the next probe:
+            // read to its end, it goes back to the pool.
             let body = http_body_util::Limited::new(resp.into_body(), PROBE_BODY_MAX);
-            if http_body_util::BodyExt::collect(body).await.is_ok()
-                && let Some(l) = lease
-            {
-                l.release();
-            }
+            let _ = http_body_util::BodyExt::collect(body).await;
             Ok(status)
         })
     })

@@ -19,6 +19,7 @@ use crate::observe::stats::RouteStats;
 use crate::policy::body::{BUFFER_MAX, BodyError, is_encoded};
 use crate::policy::{BodyRewrite, CompiledConsumer, CompiledPolicies};
 use crate::proxy::body::{BodyLimits, ClientBody, Outbound};
+use crate::proxy::lease::LeasedBody;
 
 /// Rewrites the request body if a policy of the route wants it; `headers`
 /// are the request's after the request phases.
@@ -68,7 +69,7 @@ pub async fn response(
     consumer: Option<&CompiledConsumer>,
     head: bool,
     parts: &mut http::response::Parts,
-    body: &mut Incoming,
+    body: &mut LeasedBody,
     timeout: Duration,
 ) -> Result<Option<Bytes>, Error> {
     let (status, headers) = (parts.status, &mut parts.headers);

@@ -1,8 +1,9 @@
 //! The request path, top to bottom: load the config once → match a route →
 //! pick a target → rewrite the request → send it through the upstream's pool
 //! (`send`: attempts, `retry`, the `breaker`, in-flight and health
-//! accounting; pools in
-//! `client` and `pool`, connections in `connector`) → hand the response back,
+//! accounting; pools in `client` and `pool`, connections in `connector`,
+//! HTTP/1 ones driven by the request using them: `lease`) → hand the
+//! response back,
 //! streaming both bodies (but a small request body a retry may resend,
 //! read whole first by `replay`). Before routing, the
 //! request is checked (`hygiene`) and its path normalised once
@@ -17,6 +18,7 @@ pub mod client;
 pub mod connector;
 pub mod headers;
 pub mod hygiene;
+pub mod lease;
 pub mod normalize;
 pub mod pool;
 pub mod replay;
@@ -225,7 +227,10 @@ async fn forward(
     // Consistent hashing on the consumer hashes its id, so renaming a
     // consumer keeps its target.
     let consumer_key = consumer.as_ref().and_then(|c| c.id_header.to_str().ok());
-    let sent = send::send(
+    // Boxed, as `forward` is in `handle`: the attempts' future holds the
+    // pool's, and wrapping it in the span copied it whole (600 instructions
+    // a request in memcpy, against one allocation; callgrind).
+    let sent = Box::pin(send::send(
         upstream,
         limits,
         &route.stats,
@@ -233,7 +238,7 @@ async fn forward(
         consumer_key,
         req,
         path_and_query,
-    )
+    ))
     .instrument(upstream_span.clone())
     .await;
     let outcome = match &sent {
@@ -245,7 +250,6 @@ async fn forward(
     let sent = sent?;
     let send::Sent {
         response: resp,
-        lease,
         in_flight,
         admitted,
         target,
@@ -256,25 +260,23 @@ async fn forward(
 
     // 6. Respond, streaming the upstream's body.
     //    A response hyper parsed but framed ambiguously is refused, and its
-    //    connection retired (its lease dropped, never returned to the pool).
-    //    A 101 (only ever to a WebSocket request) starts the tunnel.
-    let (mut parts, body) = resp.into_parts();
+    //    connection retired (its body dropped unread: never returned to the
+    //    pool). A 101 (only ever to a WebSocket request) starts the tunnel.
+    let (mut parts, mut body) = resp.into_parts();
     let switched = parts.status == StatusCode::SWITCHING_PROTOCOLS;
     let checked = match (switched, &client_upgrade) {
         (true, None) => Err(Error::UpstreamUpgrade("a 101 to a request with no upgrade")),
         _ => hygiene::check_response(&parts.headers),
     };
-    if let Err(e) = checked {
-        drop(lease);
-        return Err(e);
-    }
+    checked?;
     if let (true, Some(client)) = (switched, client_upgrade) {
+        body.detach();
         let resp = Response::from_parts(parts, body);
         // The tunnel is not an exchange in flight: least connections would
         // count it for hours.
-        drop((in_flight, admitted, lease));
+        drop((in_flight, admitted));
         let resp = upgrade::switch(resp, client, Some(conn.hold.clone()))?;
-        return Ok(resp.map(|b| Either::Left(send::TrackedBody::new(b, None, None, None))));
+        return Ok(resp.map(|b| Either::Left(send::TrackedBody::new(b, None, None))));
     }
     headers::strip_hop_by_hop(&mut parts.headers);
     if let Some(request_headers) = &request_headers {
@@ -287,7 +289,6 @@ async fn forward(
             .policies
             .run_response(m.route, consumer.as_deref(), &mut rctx);
     }
-    let mut body = body;
     let whole = if policies.rewrites_response_body(m.route) {
         let (c, timeout) = (consumer.as_deref(), upstream.read_timeout);
         buffered::response(policies, m.route, c, head, &mut parts, &mut body, timeout).await?
@@ -296,8 +297,8 @@ async fn forward(
     };
     parts.headers.extend(policy_headers);
     let body = match whole {
-        Some(whole) => send::TrackedBody::whole(whole, Some(in_flight), admitted, lease),
-        None => send::TrackedBody::new(body, Some(in_flight), admitted, lease),
+        Some(whole) => send::TrackedBody::whole(whole, Some(in_flight), admitted),
+        None => send::TrackedBody::new(body, Some(in_flight), admitted),
     };
     Ok(Response::from_parts(parts, Either::Left(body)))
 }

@@ -6,9 +6,10 @@
 //!
 //! - HTTP/1: idle connections wait in a per-target stack (most recently
 //!   used first, so a few stay warm); a request takes one that is ready,
-//!   else opens one. The connection is lent with the response ([`Lease`])
-//!   and comes back when the response body has been read to its end; a
-//!   body dropped early, an invalid response or an upgrade never returns it.
+//!   else opens one. The connection is lent with the response (its body, a
+//!   [`LeasedBody`], drives it: `lease`) and comes back when the response
+//!   body has been read to its end; a body dropped early, an invalid
+//!   response or an upgrade never returns it.
 //! - HTTP/2: one shared connection per target, multiplexed; a new one
 //!   replaces it once it closes.
 //! - A request hyper never wrote (the pooled connection closed under it)
@@ -19,12 +20,12 @@
 
 use std::collections::HashMap;
 use std::error::Error as _;
+use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri, header};
-use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::client::legacy::connect::Connection;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -33,6 +34,7 @@ use tower_service::Service;
 use crate::Error;
 use crate::proxy::client::UpstreamBody;
 use crate::proxy::connector::UpstreamConnector;
+use crate::proxy::lease::{H1Conn, Lease, LeasedBody};
 
 /// How long an idle connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,28 +69,12 @@ struct Slot {
 }
 
 struct Idle {
-    sender: http1::SendRequest<UpstreamBody>,
+    conn: H1Conn,
     since: Instant,
 }
 
-/// An HTTP/1 connection lent out with its response.
-pub struct Lease {
-    pool: Arc<Pool>,
-    authority: Authority,
-    /// The target's `Host`, to make its slot again if it was swept meanwhile.
-    host: HeaderValue,
-    sender: http1::SendRequest<UpstreamBody>,
-}
-
-impl Lease {
-    /// The response was read to its end: the connection may serve another.
-    pub fn release(self) {
-        self.pool.checkin(self.authority, self.host, self.sender);
-    }
-}
-
 enum Sender {
-    H1(http1::SendRequest<UpstreamBody>),
+    H1(H1Conn),
     H2(http2::SendRequest<UpstreamBody>),
 }
 
@@ -106,11 +92,15 @@ impl Pool {
     }
 
     /// Sends `req` (absolute URI: scheme and the target's authority) on a
-    /// pooled or new connection. The lease comes with HTTP/1 responses.
+    /// pooled or new connection. An HTTP/1 response's body holds its
+    /// connection until it ends. `timeout` bounds the wait for the response
+    /// head, connecting included (504).
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<UpstreamBody>,
-    ) -> Result<(Response<Incoming>, Option<Lease>), Error> {
+        timeout: Option<Duration>,
+    ) -> Result<Response<LeasedBody>, Error> {
+        let due = timeout.map(|t| tokio::time::Instant::now() + t);
         let (scheme, authority) = match (req.uri().scheme(), req.uri().authority()) {
             (Some(s), Some(a)) => (s.clone(), a.clone()),
             _ => return Err(Error::BadUpstreamRequest("no target in the URI".into())),
@@ -131,23 +121,27 @@ impl Pool {
                 // Boxed: connecting holds a TLS stream by value, which
                 // would make every request's future (moved a few times on
                 // its way through the server) kilobytes larger.
-                None => (Box::pin(self.connect(&scheme, &authority)).await?, false),
+                None => (
+                    within(due, Box::pin(self.connect(&scheme, &authority))).await??,
+                    false,
+                ),
             };
             let result = match sender {
-                Sender::H1(mut s) => match s.try_send_request(req).await {
-                    Ok(resp) => {
+                Sender::H1(mut conn) => match conn.exchange(req, due).await {
+                    None => return Err(Error::UpstreamTimeout),
+                    Some(Ok(resp)) => {
                         let lease = Lease {
                             pool: self.clone(),
                             authority,
                             host: host.unwrap_or_else(|| HeaderValue::from_static("")),
-                            sender: s,
+                            conn,
                         };
-                        return Ok((resp, Some(lease)));
+                        return Ok(resp.map(|b| LeasedBody::new(b, Some(lease))));
                     }
-                    Err(e) => e,
+                    Some(Err(e)) => e,
                 },
-                Sender::H2(mut s) => match s.try_send_request(req).await {
-                    Ok(resp) => return Ok((resp, None)),
+                Sender::H2(mut s) => match within(due, s.try_send_request(req)).await? {
+                    Ok(resp) => return Ok(resp.map(|b| LeasedBody::new(b, None))),
                     Err(e) => e,
                 },
             };
@@ -169,54 +163,48 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A ready connection to `authority`, if one is idle (closed ones are
-    /// dropped; busy ones, still finishing their last response, stay), and
-    /// for HTTP/1 the `Host` it is sent with, kept with the target's
-    /// connections so it is built once: one lock and one lookup per request.
+    /// A ready connection to `authority`, if one is idle, and for HTTP/1
+    /// the `Host` it is sent with, kept with the target's connections so it
+    /// is built once: one lock and one lookup per request. An idle HTTP/1
+    /// connection is checked outside the lock (it is polled, which may read
+    /// its socket); one the upstream closed is dropped and the next tried.
     fn checkout(
         &self,
         scheme: &Scheme,
         authority: &Authority,
     ) -> Result<(Option<Sender>, Option<HeaderValue>), Error> {
-        let mut slots = self.slots();
-        let slot = match slots.get_mut(authority) {
-            Some(slot) => slot,
-            None => slots.entry(authority.clone()).or_insert(Slot {
-                host: host_header(scheme, authority)?,
-                h1: Vec::new(),
-                h2: None,
-            }),
+        let (mut candidate, host) = {
+            let mut slots = self.slots();
+            let slot = match slots.get_mut(authority) {
+                Some(slot) => slot,
+                None => slots.entry(authority.clone()).or_insert(Slot {
+                    host: host_header(scheme, authority)?,
+                    h1: Vec::new(),
+                    h2: None,
+                }),
+            };
+            if self.http2 {
+                return Ok(match &slot.h2 {
+                    Some(s) if !s.is_closed() => (Some(Sender::H2(s.clone())), None),
+                    _ => (None, None),
+                });
+            }
+            (slot.h1.pop(), slot.host.clone())
         };
-        if self.http2 {
-            return Ok(match &slot.h2 {
-                Some(s) if !s.is_closed() => (Some(Sender::H2(s.clone())), None),
-                _ => (None, None),
-            });
-        }
-        let host = Some(slot.host.clone());
-        let mut i = slot.h1.len();
-        while i > 0 {
-            i -= 1;
-            let idle = &slot.h1[i];
-            if idle.sender.is_ready() {
-                return Ok((Some(Sender::H1(slot.h1.swap_remove(i).sender)), host));
+        while let Some(mut idle) = candidate {
+            if idle.conn.usable() {
+                return Ok((Some(Sender::H1(idle.conn)), Some(host)));
             }
-            if idle.sender.is_closed() {
-                slot.h1.swap_remove(i);
-            }
+            candidate = self.slots().get_mut(authority).and_then(|s| s.h1.pop());
         }
-        Ok((None, host))
+        Ok((None, Some(host)))
     }
 
-    fn checkin(
-        &self,
-        authority: Authority,
-        host: HeaderValue,
-        sender: http1::SendRequest<UpstreamBody>,
-    ) {
-        if sender.is_closed() {
+    pub(crate) fn checkin(&self, authority: Authority, host: HeaderValue, conn: H1Conn) {
+        if !conn.reusable() {
             return;
         }
+        conn.park();
         let mut slots = self.slots();
         // Swept while the connection was lent (it had nothing idle): made again.
         let slot = slots.entry(authority).or_insert_with(|| Slot {
@@ -226,7 +214,7 @@ impl Pool {
         });
         if slot.h1.len() < MAX_IDLE_PER_TARGET {
             slot.h1.push(Idle {
-                sender,
+                conn,
                 since: Instant::now(),
             });
         }
@@ -262,12 +250,8 @@ impl Pool {
                 .handshake(io)
                 .await
                 .map_err(handshake_error)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!(error = %e, "upstream connection ended");
-                }
-            });
-            Ok(Sender::H1(sender))
+            // No task: the requests using it drive it (`lease`).
+            Ok(Sender::H1(H1Conn::new(sender, conn.with_upgrades())))
         }
     }
 
@@ -276,7 +260,7 @@ impl Pool {
         let mut slots = self.slots();
         slots.retain(|_, slot| {
             slot.h1
-                .retain(|i| !i.sender.is_closed() && now.duration_since(i.since) < IDLE_TIMEOUT);
+                .retain(|i| i.conn.reusable() && now.duration_since(i.since) < IDLE_TIMEOUT);
             if slot.h2.as_ref().is_some_and(http2::SendRequest::is_closed) {
                 slot.h2 = None;
             }
@@ -287,6 +271,19 @@ impl Pool {
     /// Idle HTTP/1 connections, for tests.
     pub fn idle_count(&self) -> usize {
         self.slots().values().map(|s| s.h1.len()).sum()
+    }
+}
+
+/// `fut`, unless `due` passes first (504).
+async fn within<T>(
+    due: Option<tokio::time::Instant>,
+    fut: impl Future<Output = T>,
+) -> Result<T, Error> {
+    match due {
+        Some(due) => tokio::time::timeout_at(due, fut)
+            .await
+            .map_err(|_| Error::UpstreamTimeout),
+        None => Ok(fut.await),
     }
 }
 
@@ -378,3 +375,7 @@ fn chain_timed_out(e: &(dyn std::error::Error + 'static), by_message: bool) -> b
 #[cfg(test)]
 #[path = "pool_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "pool_lease_tests.rs"]
+mod lease_tests;

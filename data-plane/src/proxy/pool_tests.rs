@@ -16,7 +16,7 @@ use crate::proxy::connector;
 
 /// An HTTP/1.1 server answering `size` bytes to every request, counting
 /// the connections it accepted.
-async fn server(size: usize) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+pub(super) async fn server(size: usize) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -39,7 +39,7 @@ async fn server(size: usize) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     (addr, accepted)
 }
 
-fn pool() -> Arc<Pool> {
+pub(super) fn pool() -> Arc<Pool> {
     let c = connector::build(
         Duration::from_secs(2),
         Duration::from_secs(2),
@@ -51,18 +51,17 @@ fn pool() -> Arc<Pool> {
     Pool::new(c, false)
 }
 
-fn get(addr: std::net::SocketAddr) -> Request<UpstreamBody> {
+pub(super) fn get(addr: std::net::SocketAddr) -> Request<UpstreamBody> {
     Request::get(format!("http://{addr}/x"))
         .body(client::empty())
         .unwrap()
 }
 
-/// One exchange, its body read to the end the way `TrackedBody` does.
-async fn exchange(pool: &Arc<Pool>, addr: std::net::SocketAddr) -> usize {
-    let (resp, lease) = pool.send(get(addr)).await.unwrap();
+/// One exchange, its body read to the end (which returns the connection).
+pub(super) async fn exchange(pool: &Arc<Pool>, addr: std::net::SocketAddr) -> usize {
+    let resp = pool.send(get(addr), None).await.unwrap();
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    lease.expect("HTTP/1 lends its connection").release();
     body.len()
 }
 
@@ -144,8 +143,8 @@ async fn bursts_above_a_few_hundred_concurrent_requests_keep_their_connections()
 async fn a_body_dropped_early_retires_its_connection() {
     let (addr, accepted) = server(256 * 1024).await;
     let pool = pool();
-    let (resp, lease) = pool.send(get(addr)).await.unwrap();
-    drop((resp, lease));
+    let resp = pool.send(get(addr), None).await.unwrap();
+    drop(resp);
     assert_eq!(exchange(&pool, addr).await, 256 * 1024);
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
@@ -191,7 +190,10 @@ async fn a_send_stays_small() {
     // state included) must stay behind a box (inline, it made this 7.5 KB
     // in a debug build and the copies half of the proxy's instructions).
     let pool = pool();
-    let send = pool.send(get("127.0.0.1:1".parse().unwrap()));
+    let send = pool.send(
+        get("127.0.0.1:1".parse().unwrap()),
+        Some(Duration::from_secs(1)),
+    );
     assert!(size_of_val(&send) < 2048, "{}", size_of_val(&send));
 }
 

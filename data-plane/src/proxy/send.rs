@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response, Uri, Version};
 use http_body_util::{Either, Full};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use turnpike_model::upstream::balancing::MAX_RETRIES;
 
 use crate::Error;
@@ -29,16 +29,15 @@ use crate::observe::stats::RouteStats;
 use crate::proxy::body::{BodyLimits, ClientBody, Outbound};
 use crate::proxy::breaker::Admitted;
 use crate::proxy::client;
-use crate::proxy::pool::Lease;
+use crate::proxy::lease::LeasedBody;
 use crate::proxy::replay::{self, Replay};
 use crate::proxy::retry;
 
-/// A response from a target, with its HTTP/1 connection lent until the
-/// body ends (dropping the lease retires the connection: an unusable
-/// response, an upgrade).
+/// A response from a target; an HTTP/1 one's body holds its connection
+/// until it ends (dropping it unread retires the connection: an unusable
+/// response).
 pub struct Sent {
-    pub response: Response<Incoming>,
-    pub lease: Option<Lease>,
+    pub response: Response<LeasedBody>,
     pub in_flight: InFlight,
     /// The circuit breaker's count of this request, if the upstream has one.
     pub admitted: Option<Admitted>,
@@ -150,9 +149,9 @@ pub async fn send(
         };
         let in_flight = target.state.start();
         let started = Instant::now();
-        let result = tokio::time::timeout(upstream.read_timeout, upstream.client.send(req)).await;
+        let result = upstream.client.send(req, Some(upstream.read_timeout)).await;
         match result {
-            Ok(Ok((response, lease))) => {
+            Ok(response) => {
                 let upstream_time = started.elapsed();
                 target.state.observe_latency(upstream_time);
                 if let Some(p) = &upstream.passive {
@@ -166,18 +165,15 @@ pub async fn send(
                 drop(pending);
                 return Ok(Sent {
                     response,
-                    lease,
                     in_flight,
                     admitted,
                     target: target.authority.clone(),
                     upstream_time,
                 });
             }
-            Err(_) => {
-                fail(upstream, target);
-                return Err(Error::UpstreamTimeout);
-            }
-            Ok(Err(e)) => {
+            // A timeout (504) is never retried: the request may have
+            // reached the target (`retry::before_response`).
+            Err(e) => {
                 fail(upstream, target);
                 let again = attempts <= upstream.retries as usize
                     && replay.is_some()
@@ -210,68 +206,48 @@ fn fail(upstream: &CompiledUpstream, target: &crate::balancer::CompiledTarget) {
 
 /// The response body of a target, holding the attempt in flight on its
 /// target until the body ends or is dropped (least connections counts
-/// whole exchanges, not just until the head), and the connection's lease,
-/// returned to the pool once the body has ended. Streamed, or read whole
-/// and rewritten by a policy (`proxy::buffered`).
+/// whole exchanges, not just until the head). Streamed (its connection
+/// returned to the pool at its end: `lease`), or read whole and rewritten
+/// by a policy (`proxy::buffered`).
 pub struct TrackedBody {
-    inner: Either<Incoming, Full<Bytes>>,
+    inner: Either<LeasedBody, Full<Bytes>>,
     _in_flight: Option<InFlight>,
     _admitted: Option<Admitted>,
-    lease: Option<Lease>,
     /// Records the exchange (duration, bytes, log line) when dropped.
     finish: Option<Finish>,
 }
 
 impl TrackedBody {
     pub fn new(
-        inner: Incoming,
+        inner: LeasedBody,
         in_flight: Option<InFlight>,
         admitted: Option<Admitted>,
-        lease: Option<Lease>,
     ) -> TrackedBody {
-        let mut body = TrackedBody {
+        TrackedBody {
             inner: Either::Left(inner),
             _in_flight: in_flight,
             _admitted: admitted,
-            lease,
             finish: None,
-        };
-        // No body at all (HEAD, 204, 304): nothing will read it.
-        body.release_if_ended();
-        body
+        }
     }
 
-    /// A body read whole (and rewritten): its connection was free once read.
+    /// A body read whole (and rewritten; its connection went back to the
+    /// pool as the reading ended).
     pub fn whole(
         body: Bytes,
         in_flight: Option<InFlight>,
         admitted: Option<Admitted>,
-        lease: Option<Lease>,
     ) -> TrackedBody {
-        if let Some(l) = lease {
-            l.release();
-        }
         TrackedBody {
             inner: Either::Right(Full::new(body)),
             _in_flight: in_flight,
             _admitted: admitted,
-            lease: None,
             finish: None,
         }
     }
 
     pub fn set_finish(&mut self, finish: Finish) {
         self.finish = Some(finish);
-    }
-
-    fn release_if_ended(&mut self) {
-        if self.lease.is_some()
-            && let Either::Left(b) = &self.inner
-            && b.is_end_stream()
-            && let Some(l) = self.lease.take()
-        {
-            l.release();
-        }
     }
 }
 
@@ -292,22 +268,10 @@ impl Body for TrackedBody {
                 Poll::Pending => Poll::Pending,
             },
         };
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(f), Some(data)) = (&mut self.finish, frame.data_ref()) {
-                    f.bytes_out += data.len() as u64;
-                }
-                self.release_if_ended();
-            }
-            // The end (a chunked body says so only here).
-            Poll::Ready(None) => {
-                if let Some(l) = self.lease.take() {
-                    l.release();
-                }
-            }
-            // A broken body: its connection is not reused.
-            Poll::Ready(Some(Err(_))) => self.lease = None,
-            Poll::Pending => {}
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let (Some(f), Some(data)) = (&mut self.finish, frame.data_ref())
+        {
+            f.bytes_out += data.len() as u64;
         }
         polled
     }
