@@ -6,12 +6,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::tests::{exchange, pool, server};
+use super::tests::{exchange, pool, serve, server};
 use super::*;
 use crate::proxy::client;
 
@@ -61,25 +60,13 @@ async fn connections_have_no_task_of_their_own() {
 #[tokio::test]
 async fn a_large_request_body_is_written_while_its_request_waits() {
     // Answers with the length of the body it read.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let (io, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                let body = req.into_body().collect().await?.to_bytes();
-                let len = Bytes::from(body.len().to_string());
-                Ok::<_, hyper::Error>(Response::new(http_body_util::Full::new(len)))
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(io), svc),
-            );
-        }
-    });
+    let (addr, accepted) = serve(|req| async move {
+        let body = req.into_body().collect().await?.to_bytes();
+        Ok(Response::new(Full::new(Bytes::from(
+            body.len().to_string(),
+        ))))
+    })
+    .await;
     let pool = pool();
     for _ in 0..2 {
         // Far more than the socket buffers take at once.
@@ -159,27 +146,15 @@ async fn idle_connections_the_upstream_closed_are_skipped() {
 /// An HTTP/1.1 server answering `/after/<ms>` that many milliseconds late,
 /// and never answering `/never`.
 async fn slow_server() -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (io, _) = listener.accept().await.unwrap();
-            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                let wait = match req.uri().path().strip_prefix("/after/") {
-                    Some(ms) => Duration::from_millis(ms.parse().unwrap()),
-                    None => Duration::from_secs(3600),
-                };
-                tokio::time::sleep(wait).await;
-                Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
-                    Bytes::from_static(b"ok"),
-                )))
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(io), svc),
-            );
-        }
-    });
+    let (addr, _) = serve(|req| async move {
+        let wait = match req.uri().path().strip_prefix("/after/") {
+            Some(ms) => Duration::from_millis(ms.parse().unwrap()),
+            None => Duration::from_secs(3600),
+        };
+        tokio::time::sleep(wait).await;
+        Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    })
+    .await;
     addr
 }
 

@@ -14,9 +14,15 @@ use super::*;
 use crate::proxy::client;
 use crate::proxy::connector;
 
-/// An HTTP/1.1 server answering `size` bytes to every request, counting
-/// the connections it accepted.
-pub(super) async fn server(size: usize) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+/// An HTTP/1.1 server answering every request with `answer`, counting the
+/// connections it accepted.
+pub(super) async fn serve<F, Fut>(answer: F) -> (std::net::SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Response<http_body_util::Full<Bytes>>, hyper::Error>>
+        + Send
+        + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -25,11 +31,7 @@ pub(super) async fn server(size: usize) -> (std::net::SocketAddr, Arc<AtomicUsiz
         loop {
             let (io, _) = listener.accept().await.unwrap();
             count.fetch_add(1, Ordering::SeqCst);
-            let svc = hyper::service::service_fn(move |_req| async move {
-                Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
-                    Bytes::from(vec![b'x'; size]),
-                )))
-            });
+            let svc = hyper::service::service_fn(answer.clone());
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(io), svc),
@@ -37,6 +39,15 @@ pub(super) async fn server(size: usize) -> (std::net::SocketAddr, Arc<AtomicUsiz
         }
     });
     (addr, accepted)
+}
+
+/// `serve`, answering `size` bytes.
+pub(super) async fn server(size: usize) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    serve(move |_| async move {
+        let body = Bytes::from(vec![b'x'; size]);
+        Ok(Response::new(http_body_util::Full::new(body)))
+    })
+    .await
 }
 
 pub(super) fn pool() -> Arc<Pool> {
