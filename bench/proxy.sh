@@ -20,10 +20,13 @@
 # programs: a noisy machine shows there).
 #
 # Connections: the origin's stub_status counts the connections it accepted
-# during each run, i.e. the upstream connections each proxy opened; after
-# the warm-up, a proxy whose pool keeps up with the concurrency opens none
-# (the report shows the fewest over the rounds, as a pool idle through the
-# other targets' runs may close its connections by the next round).
+# during each run, i.e. the upstream connections each proxy opened, and
+# again halfway through it: a run's start may replace connections the
+# previous run closed (its load tool disconnecting with requests in flight),
+# so churn is what opens in the second half; a proxy whose pool keeps up
+# with the concurrency opens none there (the report shows the fewest over
+# the rounds, as a pool idle through the other targets' runs may close its
+# connections by the next round).
 #
 # Memory: each proxy's resident set (VmRSS, summed over nginx's master and
 # worker) once the config is in and every target answered its first
@@ -398,7 +401,7 @@ except Exception:
 # for direct, else the ones the proxy opened (after the warm-up, a proxy
 # whose pool keeps up opens none).
 run_benchmarks() {
-  local mode conc t round out k targets header pid split accepted opened
+  local mode conc t round out k targets header pid split accepted opened ended mid late sampler
   local duration warmup
   duration=$(seconds_of "$DURATION")
   case "$WARMUP" in "" | 0 | 0s) warmup=0 ;; *) warmup=$(seconds_of "$WARMUP") ;; esac
@@ -428,7 +431,17 @@ run_benchmarks() {
           [[ "$t" == lb-* ]] && split=$(lb_counts "${t#lb-}")
           pid=$(proxy_pid "$t") || pid=""
           accepted=$(origin_accepts) || die "the origin's stub_status does not answer"
+          # Counted again halfway through the run: what opens in the second
+          # half is churn, not the run's start replacing what the previous
+          # run's disconnects closed.
+          rm -f "$WORK/accepts-mid"
+          (
+            sleep "$(python3 -c "print($duration / 2)")"
+            origin_accepts >"$WORK/accepts-mid"
+          ) &
+          sampler=$!
           measure_run "$mode" "$out" "$duration" "$(target_url "$mode" "$t")" "$conc" "$pid" "$header"
+          wait "$sampler" || true
           if [[ "$t" == lb-* && "$split" != "- -" ]]; then
             local a1 b1 a2 b2
             read -r a1 b1 <<<"$split"
@@ -439,9 +452,16 @@ run_benchmarks() {
               split="- -"
             fi
           fi
-          opened=$(origin_accepts) || die "the origin's stub_status does not answer"
-          opened=$((opened - accepted - 1)) # less the second request's own
-          echo "$mode $conc $t $round $MEASURED $split $opened" >>"$WORK/results.txt"
+          ended=$(origin_accepts) || die "the origin's stub_status does not answer"
+          mid=$(cat "$WORK/accepts-mid" 2>/dev/null) || mid=""
+          if [[ "$mid" =~ ^[0-9]+$ ]]; then
+            opened=$((ended - accepted - 2)) # less the two later requests' own
+            late=$((ended - mid - 1))
+          else
+            opened=$((ended - accepted - 1))
+            late=-
+          fi
+          echo "$mode $conc $t $round $MEASURED $split $opened $late" >>"$WORK/results.txt"
           check_alive # a proxy that crashed under load fails the run here
         done
       done
@@ -478,7 +498,7 @@ import statistics, sys
 runs = {}
 modes, concs, targets = [], [], []
 for line in open(sys.argv[1]):
-    mode, conc, target, _round, rps, p50, p99, total, non2xx, errors, wall, cpu, other, sa, sb, opened = line.split()
+    mode, conc, target, _round, rps, p50, p99, total, non2xx, errors, wall, cpu, other, sa, sb, opened, late = line.split()
     conc = int(conc)
     for lst, v in ((modes, mode), (concs, conc), (targets, target)):
         if v not in lst:
@@ -490,7 +510,8 @@ for line in open(sys.argv[1]):
         cores=None if cpu == "-" else float(cpu) / float(wall),
         other=None if other == "-" else float(other) / float(wall),
         per_cpu=None if cpu == "-" or float(cpu) <= 0 else int(total) / float(cpu),
-        split=None if sa == "-" else (int(sa), int(sb)), opened=int(opened)))
+        split=None if sa == "-" else (int(sa), int(sb)), opened=int(opened),
+        late=None if late == "-" else int(late)))
 fail_on_targets = sys.argv[3] == "1"
 smoke = sys.argv[4] == "1"
 concs.sort()
@@ -517,8 +538,9 @@ for mode in modes:
     print(f"## {titles.get(mode, mode)}\n")
     print("| c | target | requests/s | p50 | p99 | proxy CPU (cores) | other load on the proxy's CPU (cores) "
           "| requests per proxy-CPU-second | vs nginx: requests/s | vs nginx: per CPU-second "
-          "| origin connections opened (fewest in a round) | non-2xx | errors |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| origin connections opened (fewest in a round) | of them in the run's second half (fewest) "
+          "| non-2xx | errors |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in concs:
         n_rps, n_cpu = med((mode, c, "nginx"), "rps"), med((mode, c, "nginx"), "per_cpu")
         for t in main_targets:
@@ -535,8 +557,11 @@ for mode in modes:
             # have closed its connections by the next round (turnpike after
             # 30 s), so only churn in every run is churn.
             opened = min(r["opened"] for r in runs[key])
+            lates = [r["late"] for r in runs[key] if r["late"] is not None]
+            late = min(lates) if lates else "n/a"
             print(f"| {c} | {t} | {rps:,.0f} | {lat(med(key, 'p50'))} | {lat(med(key, 'p99'))} | {cores} | {other} "
-                  f"| {num(per_cpu)} | {ratio(rps, n_rps)} | {ratio(per_cpu, n_cpu)} | {opened} | {non2xx} | {errors} |")
+                  f"| {num(per_cpu)} | {ratio(rps, n_rps)} | {ratio(per_cpu, n_cpu)} | {opened} | {late} "
+                  f"| {non2xx} | {errors} |")
     print()
     # The proxy-core issue's targets, for turnpike.
     lines = []
@@ -547,12 +572,15 @@ for mode in modes:
             verdicts.append(ok)
             lines.append(f"- requests per proxy-CPU-second at c{c} ≥ 1.0x nginx: "
                          f"{t / n:.2f}x, {'met' if ok else 'not met'}")
-    churned = [(c, min(r["opened"] for r in runs[(mode, c, "turnpike")]))
+    # Churn: connections opened in the second half of a run (the first
+    # half also replaces what the previous run's disconnects closed).
+    churned = [(c, min(r["opened"] if r["late"] is None else r["late"]
+                       for r in runs[(mode, c, "turnpike")]))
                for c in concs if c > 1 and (mode, c, "turnpike") in runs]
     if churned and mode in ("http", "https") and not smoke:
         ok = all(n == 0 for _, n in churned)
         verdicts.append(ok)
-        lines.append("- no upstream connection churn (connections opened in a run after the warm-up): "
+        lines.append("- no upstream connection churn (connections opened in the second half of a run): "
                      + ", ".join(f"c{c} {n}" for c, n in churned) + f", {'met' if ok else 'not met'}")
     p99 = med((mode, 1, "turnpike"), "p99")
     if p99 is not None:
