@@ -242,10 +242,10 @@ impl LeasedBody {
     /// completes only when hyper's connection future runs to its end, which
     /// hands the socket to the tunnel; that happens in a task of its own.
     pub fn detach(&mut self) {
-        if let Some(mut l) = self.lease.take()
+        if let Some(l) = self.lease.take()
             && !l.conn.ended
         {
-            let driver = std::mem::replace(&mut l.conn.driver, Box::pin(async { Ok(()) }));
+            let driver = l.conn.driver;
             tokio::spawn(async move {
                 if let Err(e) = driver.await {
                     tracing::debug!(error = %e, "upstream connection ended");
