@@ -672,20 +672,22 @@ rotation() { # rotation ROUND TARGET...
 # ---------------------------------------------------------------- callgrind
 
 # start_callgrind_data_plane NAME PROXY_PORT STATUS_PORT [ARGS...]: as
-# start_data_plane, under `valgrind --tool=callgrind` (counting from the
-# start; callgrind_batch zeroes before each batch). Dumps go to
-# $WORK/callgrind-NAME/.
+# start_data_plane (the same DATA_PLANE_CMD), under `valgrind
+# --tool=callgrind` (counting from the start; callgrind_batch zeroes before
+# each batch). Dumps go to $WORK/callgrind-NAME/.
 start_callgrind_data_plane() {
   local name=$1 proxy_port=$2 status_port=$3
   shift 3
   mkdir -p "$WORK/callgrind-$name"
+  local cmd=("${DATA_PLANE_CMD[@]}")
+  ((${#cmd[@]})) || cmd=("$TURNPIKE" data-plane)
   # Uncompressed names: each dump is kept alone (callgrind_batch), and a
   # compressed one names functions by ids defined in an earlier dump, which
   # callgrind_annotate then cannot resolve.
   start "$name" "${PIN_PROXY[@]}" valgrind --tool=callgrind \
     --compress-strings=no \
     --callgrind-out-file="$WORK/callgrind-$name/callgrind.out" \
-    "$TURNPIKE" data-plane \
+    "${cmd[@]}" \
     --control-plane "http://127.0.0.1:$CLUSTER_PORT" \
     --proxy-listen "127.0.0.1:$proxy_port" \
     --status-listen "127.0.0.1:$status_port" \

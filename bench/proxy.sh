@@ -56,6 +56,16 @@
 #   bench/proxy.sh --smoke    seconds-long run for CI: checks that every stage
 #                             still works (also BENCH_SMOKE=1)
 #   bench/proxy.sh --https    the same over TLS (see above for --h2, --h2c)
+#   bench/proxy.sh --code-order   no load: the data plane under callgrind
+#                             (valgrind) through the same start, config
+#                             and checks, then REQUESTS=500 requests, then
+#                             the functions it ran, hottest first, written
+#                             to CODE_ORDER_OUT (default cli/code-order.txt,
+#                             the release builds' code layout: cli/build.rs;
+#                             smoke mode: the temp dir). Also
+#                             bench/code-order.sh. Regenerate after a change
+#                             of crate versions, profile or toolchain: the
+#                             symbols' hashes change with them.
 #
 # Settings (environment):
 #   DURATION=10s   length of each measured run (seconds; "s" optional)
@@ -102,6 +112,7 @@ ORIGINAL_ARGS=("$@")
 # ---------------------------------------------------------------- settings
 
 SMOKE=${BENCH_SMOKE:-0}
+CODE_ORDER=0
 FLAG_MODES=()
 for arg in "$@"; do
   case "$arg" in
@@ -109,6 +120,7 @@ for arg in "$@"; do
     --https) FLAG_MODES+=(https) ;;
     --h2) FLAG_MODES+=(h2) ;;
     --h2c) FLAG_MODES+=(h2c) ;;
+    --code-order) CODE_ORDER=1 ;;
     -h | --help)
       usage "${BASH_SOURCE[0]}"
       exit 0
@@ -189,7 +201,10 @@ EOF
 }
 
 start_turnpike_data_plane() {
-  start_data_plane data-plane "$PROXY_PORT" "$STATUS_PORT" \
+  local how=start_data_plane
+  # --code-order: mangled names, as the linker's ordering file needs them.
+  ((CODE_ORDER)) && how=start_callgrind_data_plane && export VALGRIND_OPTS="--demangle=no"
+  "$how" data-plane "$PROXY_PORT" "$STATUS_PORT" \
     --proxy-tls-listen "127.0.0.1:$PROXY_TLS_PORT" \
     --worker-threads 1
   wait_until "the data plane's TLS port" 15 port_open "$PROXY_TLS_PORT"
@@ -371,6 +386,53 @@ check_targets() {
       die "lb-$alg: request to $(target_url http "lb-$alg") failed"
     [[ "$body" == ok ]] || die "lb-$alg: unexpected answer: $body"
   done
+}
+
+# --code-order: REQUESTS requests through turnpike (after the checks), a
+# callgrind dump, and the functions of the dump that the data plane's
+# binary defines, by exclusive instructions (hottest first), written to
+# CODE_ORDER_OUT.
+write_code_order() {
+  local out=${CODE_ORDER_OUT:-$REPO_ROOT/cli/code-order.txt} n=${REQUESTS:-500} pid before dump
+  if ((SMOKE)); then out=$WORK/code-order.txt n=20; fi
+  log "code order: $n requests through turnpike, then a dump"
+  pid=$(pid_of data-plane)
+  send_requests "$(target_url http turnpike)" "$n" ok
+  before=$(callgrind_dumps data-plane | wc -l)
+  callgrind_control -d order "$pid" >"$WORK/callgrind-control.out" 2>&1 ||
+    die "callgrind_control -d failed: $(cat "$WORK/callgrind-control.out")"
+  wait_until "callgrind's dump" 60 callgrind_dumps_more data-plane "$before"
+  dump=$(callgrind_dumps data-plane | tail -n 1)
+  wait_until "callgrind's dump to be complete" 60 grep -q '^totals:' "$dump"
+  python3 - "$dump" "${DATA_PLANE_CMD[0]}" "$out" <<'EOF' || die "no code order written"
+import collections, subprocess, sys
+dump, binary, out = sys.argv[1:4]
+cost = collections.Counter()
+fn, after_calls = None, False
+for line in open(dump):
+    if line.startswith("fn="):
+        fn = line[3:].strip()
+        cost[fn] += 0
+    elif line.startswith("calls="):
+        after_calls = True  # the next cost line is the call's, inclusive
+    elif line[:1].isdigit() or line[:1] in "+-*":
+        if after_calls:
+            after_calls = False
+        elif fn is not None:
+            cost[fn] += int(line.split()[1])
+sizes = {}
+nm = subprocess.run(["nm", "-S", "--defined-only", binary], capture_output=True, text=True, check=True)
+for row in nm.stdout.splitlines():
+    parts = row.split()
+    if len(parts) == 4 and parts[2] in "tTwW":
+        sizes[parts[3]] = int(parts[1], 16)
+names = [n for n, _ in sorted(cost.items(), key=lambda kv: (-kv[1], kv[0])) if n in sizes]
+if not names:
+    sys.exit(f"no function of {dump} found in {binary}'s symbols")
+with open(out, "w") as f:
+    f.write("".join(n + "\n" for n in names))
+print(f"{len(names)} functions, {sum(sizes[n] for n in names) / 1e6:.2f} MB of code, written to {out}")
+EOF
 }
 
 # Requests each target of upstream lb-ALG has served so far, "a b" (from
@@ -679,6 +741,10 @@ main() {
   ensure_command haproxy haproxy
   ensure_command wrk wrk
   if [[ " $MODES " == *" h2"* ]]; then ensure_command h2load nghttp2-client; fi
+  if ((CODE_ORDER)); then
+    ensure_command valgrind valgrind
+    ensure_command nm binutils
+  fi
   resolve_turnpike
   resolve_data_plane_bin
   choose_pinning
@@ -711,6 +777,10 @@ main() {
   check_targets
   AFFINITY=$(affinity_note data-plane nginx haproxy origin)
   record_memory idle
+  if ((CODE_ORDER)); then
+    write_code_order
+    return 0
+  fi
 
   run_benchmarks
   record_memory after
