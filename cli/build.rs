@@ -18,9 +18,13 @@ fn main() {
     let var = |k: &str| env::var(k).unwrap_or_default();
     let release = var("PROFILE") == "release";
     let default_target = var("TARGET") == "x86_64-unknown-linux-gnu";
-    // A linker chosen by flags or by cargo config may not know the option.
-    let other_linker = var("CARGO_ENCODED_RUSTFLAGS").contains("linker")
-        || env::vars().any(|(k, _)| k.starts_with("CARGO_TARGET_") && k.ends_with("_LINKER"));
+    // A linker chosen by cargo config (RUSTC_LINKER) or by flags
+    // (-C linker, -C linker-features, -C link-self-contained) may not know
+    // the option.
+    let flags = var("CARGO_ENCODED_RUSTFLAGS");
+    let other_linker = !var("RUSTC_LINKER").is_empty()
+        || flags.contains("linker")
+        || flags.contains("link-self-contained");
     if !release || !default_target || other_linker || var("TURNPIKE_CODE_ORDER") == "0" {
         return;
     }
