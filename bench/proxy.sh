@@ -31,7 +31,9 @@
 # Memory: each proxy's resident set (VmRSS, summed over nginx's master and
 # worker) once the config is in and every target answered its first
 # requests ("idle"), again after all the runs, and the peak (VmHWM). The
-# issue's target is an idle data plane under 10 MB.
+# issue's target is an idle data plane under 10 MB. The report says how
+# much of cli/code-order.txt (the release layout, see --code-order) the
+# binary has: a layout that does not fit the build leaves more code resident.
 #
 # Protocols between client and proxy (the proxies speak HTTP/1.1 to the
 # origin); the default is plain HTTP/1.1:
@@ -388,6 +390,23 @@ check_targets() {
   done
 }
 
+# How much of cli/code-order.txt the data plane's binary still has, as
+# "N of M functions": the order is made for one build (symbol hashes
+# change with crate versions, profile and toolchain), and a stale one lets
+# the idle RSS grow back; warns below 90%.
+code_order_note() {
+  local file=$REPO_ROOT/cli/code-order.txt bin=${DATA_PLANE_CMD[0]} total found
+  ((SMOKE)) && { echo "not ordered (smoke: debug build)"; return; }
+  [[ -f "$file" ]] || { echo "no cli/code-order.txt"; return; }
+  command -v nm >/dev/null || { echo "unknown (no nm)"; return; }
+  total=$(wc -l <"$file")
+  found=$(nm --defined-only "$bin" 2>/dev/null | awk '{ print $NF }' | grep -cxFf - "$file" || true)
+  if ((found * 10 < total * 9)); then
+    warn "$bin has $found of the $total functions of cli/code-order.txt: the order does not fit this build (stale, or another profile or toolchain; bench/code-order.sh regenerates it), so its idle RSS reads high"
+  fi
+  echo "$found of $total functions of cli/code-order.txt in the binary"
+}
+
 # --code-order: REQUESTS requests through turnpike (after the checks), a
 # callgrind dump, and the functions of the dump that the data plane's
 # binary defines, by exclusive instructions (hottest first), written to
@@ -542,7 +561,7 @@ machine_summary() {
 - date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
 - machine: $(machine_note); load average at start ${LOADAVG_START}, at end $(cut -d' ' -f1-3 /proc/loadavg)
 - pinning: $PIN_NOTE; affinity as run: $AFFINITY
-- turnpike: commit $(commit_note), \`${DATA_PLANE_CMD[*]}\` ($PROFILE_NOTE), 1 worker thread, config version $TURNPIKE_CONFIG_VERSION
+- turnpike: commit $(commit_note), \`${DATA_PLANE_CMD[*]}\` ($PROFILE_NOTE), 1 worker thread, config version $TURNPIKE_CONFIG_VERSION; code layout: $CODE_ORDER_NOTE
 - nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), 1 worker process, upstream keepalive 256 (a second nginx, 1 worker, is the origin)
 - haproxy: $(haproxy -v 2>/dev/null | head -n 1 | awk '{ print $3 }'), nbthread 1
 - load tools: wrk $(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }')$(command -v h2load >/dev/null && echo ", $(h2load --version 2>/dev/null | awk '{ print $2 }')"); TLS: $(openssl version | awk '{ print $1, $2 }'), ECDSA P-256 certificate
@@ -781,6 +800,7 @@ main() {
     write_code_order
     return 0
   fi
+  CODE_ORDER_NOTE=$(code_order_note)
 
   run_benchmarks
   record_memory after
