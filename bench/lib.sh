@@ -34,7 +34,7 @@ WRK_PID=""      # the load tool while it runs
 HELPER_PIDS=()  # other background helpers (stopped by cleanup too)
 PIN_PROXY=()    # command prefixes set by choose_pinning
 PIN_LOAD=()
-DATA_PLANE_CMD=() # set by resolve_data_plane_bin; else `$TURNPIKE data-plane`
+DATA_PLANE_CMD=() # `$TURNPIKE data-plane` (resolve_turnpike), or resolve_data_plane_bin's
 PROXY_CPU=""
 H2_STREAMS=${H2_STREAMS:-1}
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
@@ -278,7 +278,8 @@ build_bin() {
   echo "$REPO_ROOT/target/$dir/$1"
 }
 
-# Uses $TURNPIKE_BIN, else builds the CLI. Sets TURNPIKE and PROFILE_NOTE.
+# Uses $TURNPIKE_BIN, else builds the CLI. Sets TURNPIKE, PROFILE_NOTE and
+# DATA_PLANE_CMD (`$TURNPIKE data-plane`; resolve_data_plane_bin may change it).
 resolve_turnpike() {
   if [[ -n "${TURNPIKE_BIN:-}" ]]; then
     [[ -x "$TURNPIKE_BIN" ]] || die "TURNPIKE_BIN=$TURNPIKE_BIN is not an executable"
@@ -288,23 +289,23 @@ resolve_turnpike() {
     if [[ "$TURNPIKE" == */debug/* ]]; then
       PROFILE_NOTE="$PROFILE_NOTE; a DEBUG build, so the numbers mean little"
     fi
-    return
+  else
+    TURNPIKE=$(build_bin turnpike)
+    PROFILE_NOTE="$(basename "$(dirname "$TURNPIKE")") build"
   fi
-  TURNPIKE=$(build_bin turnpike)
-  PROFILE_NOTE="$(basename "$(dirname "$TURNPIKE")") build"
+  DATA_PLANE_CMD=("$TURNPIKE" data-plane)
 }
 
 # The data plane alone (`turnpike-data-plane`, what proxy hosts run):
 # $TURNPIKE_DATA_PLANE_BIN, else the one next to $TURNPIKE. A given
 # TURNPIKE_BIN without one beside it runs as `$TURNPIKE data-plane` (the
 # same build, not a fresh one from this tree). Sets DATA_PLANE_CMD, which
-# start_data_plane runs (`$TURNPIKE data-plane` until this is called).
+# start_data_plane runs (resolve_turnpike's `$TURNPIKE data-plane` until then).
 resolve_data_plane_bin() {
   local bin=${TURNPIKE_DATA_PLANE_BIN:-$(dirname "$TURNPIKE")/turnpike-data-plane}
   if [[ -z "${TURNPIKE_DATA_PLANE_BIN:-}" && ! -x "$bin" ]]; then
     if [[ -n "${TURNPIKE_BIN:-}" ]]; then
       warn "no turnpike-data-plane next to $TURNPIKE_BIN: running \`$TURNPIKE data-plane\`"
-      DATA_PLANE_CMD=("$TURNPIKE" data-plane)
       return
     fi
     bin=$(build_bin turnpike-data-plane)
@@ -408,9 +409,7 @@ start_control_plane() {
 start_data_plane() {
   local name=$1 proxy_port=$2 status_port=$3
   shift 3
-  local cmd=("${DATA_PLANE_CMD[@]}")
-  ((${#cmd[@]})) || cmd=("$TURNPIKE" data-plane)
-  start "$name" "${PIN_PROXY[@]}" "${cmd[@]}" \
+  start "$name" "${PIN_PROXY[@]}" "${DATA_PLANE_CMD[@]}" \
     --control-plane "http://127.0.0.1:$CLUSTER_PORT" \
     --proxy-listen "127.0.0.1:$proxy_port" \
     --status-listen "127.0.0.1:$status_port" \
@@ -672,22 +671,20 @@ rotation() { # rotation ROUND TARGET...
 # ---------------------------------------------------------------- callgrind
 
 # start_callgrind_data_plane NAME PROXY_PORT STATUS_PORT [ARGS...]: as
-# start_data_plane (the same DATA_PLANE_CMD), under `valgrind
+# start_data_plane (DATA_PLANE_CMD), under `valgrind
 # --tool=callgrind` (counting from the start; callgrind_batch zeroes before
 # each batch). Dumps go to $WORK/callgrind-NAME/.
 start_callgrind_data_plane() {
   local name=$1 proxy_port=$2 status_port=$3
   shift 3
   mkdir -p "$WORK/callgrind-$name"
-  local cmd=("${DATA_PLANE_CMD[@]}")
-  ((${#cmd[@]})) || cmd=("$TURNPIKE" data-plane)
   # Uncompressed names: each dump is kept alone (callgrind_batch), and a
   # compressed one names functions by ids defined in an earlier dump, which
   # callgrind_annotate then cannot resolve.
   start "$name" "${PIN_PROXY[@]}" valgrind --tool=callgrind \
     --compress-strings=no \
     --callgrind-out-file="$WORK/callgrind-$name/callgrind.out" \
-    "${cmd[@]}" \
+    "${DATA_PLANE_CMD[@]}" \
     --control-plane "http://127.0.0.1:$CLUSTER_PORT" \
     --proxy-listen "127.0.0.1:$proxy_port" \
     --status-listen "127.0.0.1:$status_port" \
@@ -727,6 +724,18 @@ callgrind_batch() {
   callgrind_control -z "$pid" >"$WORK/callgrind-control.out" 2>&1 ||
     die "callgrind_control -z $name failed: $(cat "$WORK/callgrind-control.out")"
   send_requests "$@"
+  callgrind_dump "$name" "$label"
+  dump=$WORK/callgrind-$name-$label.out
+  CG_IR=$(awk '$1 == "totals:" { print $2; exit }' "$dump")
+  [[ "$CG_IR" =~ ^[0-9]+$ ]] || die "no instruction count in $dump"
+}
+
+# callgrind_dump NAME LABEL: dumps the counters of data plane NAME (under
+# callgrind) since the start or the last zeroing, and keeps the dump as
+# $WORK/callgrind-NAME-LABEL.out once it is complete.
+callgrind_dump() {
+  local name=$1 label=$2 pid dump before
+  pid=$(pid_of "$name")
   before=$(callgrind_dumps "$name" | wc -l)
   callgrind_control -d "$label" "$pid" >"$WORK/callgrind-control.out" 2>&1 ||
     die "callgrind_control -d $name failed: $(cat "$WORK/callgrind-control.out")"
@@ -734,8 +743,6 @@ callgrind_batch() {
   dump=$(callgrind_dumps "$name" | tail -n 1)
   # The totals line is the dump's last.
   wait_until "callgrind's dump of $name ($label) to be complete" 30 grep -q '^totals:' "$dump"
-  CG_IR=$(awk '$1 == "totals:" { print $2; exit }' "$dump")
-  [[ "$CG_IR" =~ ^[0-9]+$ ]] || die "no instruction count in $dump"
   cp "$dump" "$WORK/callgrind-$name-$label.out"
 }
 

@@ -412,17 +412,12 @@ code_order_note() {
 # binary defines, by exclusive instructions (hottest first), written to
 # CODE_ORDER_OUT.
 write_code_order() {
-  local out=${CODE_ORDER_OUT:-$REPO_ROOT/cli/code-order.txt} n=${REQUESTS:-500} pid before dump
+  local out=${CODE_ORDER_OUT:-$REPO_ROOT/cli/code-order.txt} n=${REQUESTS:-500}
   if ((SMOKE)); then out=$WORK/code-order.txt n=20; fi
   log "code order: $n requests through turnpike, then a dump"
-  pid=$(pid_of data-plane)
   send_requests "$(target_url http turnpike)" "$n" ok
-  before=$(callgrind_dumps data-plane | wc -l)
-  callgrind_control -d order "$pid" >"$WORK/callgrind-control.out" 2>&1 ||
-    die "callgrind_control -d failed: $(cat "$WORK/callgrind-control.out")"
-  wait_until "callgrind's dump" 60 callgrind_dumps_more data-plane "$before"
-  dump=$(callgrind_dumps data-plane | tail -n 1)
-  wait_until "callgrind's dump to be complete" 60 grep -q '^totals:' "$dump"
+  callgrind_dump data-plane order
+  local dump=$WORK/callgrind-data-plane-order.out
   python3 - "$dump" "${DATA_PLANE_CMD[0]}" "$out" <<'EOF' || die "no code order written"
 import collections, subprocess, sys
 dump, binary, out = sys.argv[1:4]
