@@ -63,8 +63,19 @@ pub enum Error {
     UpstreamConnectTimeout,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
+    /// An HTTP/2 exchange failed (hyper's client).
     #[error("the upstream sent an invalid response")]
     UpstreamProtocol(#[source] hyper::Error),
+    /// An HTTP/1 response that does not parse, or is framed ambiguously.
+    #[error("the upstream sent an invalid response: {0}")]
+    UpstreamInvalid(crate::proxy::h1::decode::Invalid),
+    /// The upstream closed its HTTP/1 connection before the response was
+    /// complete.
+    #[error("the upstream closed the connection before its response was complete")]
+    UpstreamClosed,
+    /// Reading from or writing to an HTTP/1 upstream connection failed.
+    #[error("the upstream connection failed")]
+    UpstreamIo(#[source] std::io::Error),
     /// Parsed by hyper, but framed ambiguously (`Content-Length` with
     /// `Transfer-Encoding`, several lengths): not passed on.
     #[error("the upstream sent an ambiguous response: {0}")]
@@ -127,6 +138,9 @@ impl Error {
             Error::NoTarget(_) | Error::CircuitOpen(..) => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamConnect(_)
             | Error::UpstreamProtocol(_)
+            | Error::UpstreamInvalid(_)
+            | Error::UpstreamClosed
+            | Error::UpstreamIo(_)
             | Error::UpstreamFraming(_)
             | Error::UpstreamUpgrade(_)
             | Error::ResponseBody(_)

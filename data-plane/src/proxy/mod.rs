@@ -16,6 +16,7 @@ pub mod breaker;
 pub mod buffered;
 pub mod client;
 pub mod connector;
+pub mod h1;
 pub mod headers;
 pub mod hygiene;
 pub mod lease;
@@ -270,12 +271,14 @@ async fn forward(
     };
     checked?;
     if let (true, Some(client)) = (switched, client_upgrade) {
-        body.detach();
+        let upstream = body
+            .upgraded()
+            .ok_or(Error::UpstreamUpgrade("a 101 over HTTP/2"))?;
         let resp = Response::from_parts(parts, body);
         // The tunnel is not an exchange in flight: least connections would
         // count it for hours.
         drop((in_flight, admitted));
-        let resp = upgrade::switch(resp, client, Some(conn.hold.clone()))?;
+        let resp = upgrade::switch(resp, client, upstream, Some(conn.hold.clone()))?;
         return Ok(resp.map(|b| Either::Left(send::TrackedBody::new(b, None, None))));
     }
     headers::strip_hop_by_hop(&mut parts.headers);

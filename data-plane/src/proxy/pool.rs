@@ -1,5 +1,6 @@
-//! Upstream connections, pooled per target over hyper's connection API
-//! (`hyper::client::conn`) rather than hyper-util's legacy client, whose
+//! Upstream connections, pooled per target: HTTP/1 ones of our own
+//! (`proxy::h1`), HTTP/2 ones from hyper's connection API
+//! (`hyper::client::conn`), not hyper-util's legacy client, whose
 //! machinery (pool keys hashed with SipHash, checkout futures, a task
 //! spawned per response to return the connection) cost more instructions
 //! than the HTTP/1 exchange itself.
@@ -7,13 +8,13 @@
 //! - HTTP/1: idle connections wait in a per-target stack (most recently
 //!   used first, so a few stay warm); a request takes one that is ready,
 //!   else opens one. The connection is lent with the response (its body, a
-//!   [`LeasedBody`], drives it: `lease`) and comes back when the response
+//!   [`LeasedBody`], reads it: `lease`) and comes back when the response
 //!   body has been read to its end; a body dropped early, an invalid
 //!   response or an upgrade never returns it.
 //! - HTTP/2: one shared connection per target, multiplexed; a new one
 //!   replaces it once it closes.
-//! - A request hyper never wrote (the pooled connection closed under it)
-//!   is sent again on another connection, whatever its method: it never
+//! - A request never written (the pooled connection closed under it) is
+//!   sent again on another connection, whatever its method: it never
 //!   reached the upstream. Nothing else is retried here (`proxy::retry`).
 //! - Idle connections are closed after [`IDLE_TIMEOUT`], before a typical
 //!   upstream keep-alive (60 s in nginx) would close them under us.
@@ -26,15 +27,16 @@ use std::time::{Duration, Instant};
 
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri, header};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::client::legacy::connect::Connection;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tower_service::Service;
 
 use crate::Error;
 use crate::proxy::client::UpstreamBody;
 use crate::proxy::connector::UpstreamConnector;
-use crate::proxy::lease::{H1Conn, Lease, LeasedBody};
+use crate::proxy::h1::conn::{Exchanged, H1Conn};
+use crate::proxy::lease::{Lease, LeasedBody};
 
 /// How long an idle connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -110,7 +112,6 @@ impl Pool {
             req.headers_mut()
                 .entry(header::HOST)
                 .or_insert_with(|| host.clone());
-            origin_form(req.uri_mut());
         }
         for _ in 0..UNSENT_TRIES {
             let pooled = pooled
@@ -126,32 +127,30 @@ impl Pool {
                     false,
                 ),
             };
-            let result = match sender {
-                Sender::H1(mut conn) => match conn.exchange(req, due).await {
-                    None => return Err(Error::UpstreamTimeout),
-                    Some(Ok(resp)) => {
+            match sender {
+                Sender::H1(mut conn) => match conn.exchange(req, due).await? {
+                    Exchanged::Head(parts) => {
                         let lease = Lease {
                             pool: self.clone(),
                             authority,
                             host: host.unwrap_or_else(|| HeaderValue::from_static("")),
                             conn,
                         };
-                        return Ok(resp.map(|b| LeasedBody::new(b, Some(lease))));
+                        return Ok(Response::from_parts(parts, LeasedBody::h1(lease)));
                     }
-                    Some(Err(e)) => e,
+                    // Never written: safe to send again, but only when the
+                    // connection was a pooled one (a fresh one failing
+                    // says the target is the problem).
+                    Exchanged::Unsent(unsent) if reused => req = *unsent,
+                    Exchanged::Unsent(_) => return Err(Error::UpstreamClosed),
                 },
                 Sender::H2(mut s) => match within(due, s.try_send_request(req)).await? {
-                    Ok(resp) => return Ok(resp.map(|b| LeasedBody::new(b, None))),
-                    Err(e) => e,
+                    Ok(resp) => return Ok(resp.map(LeasedBody::h2)),
+                    Err(mut failed) => match failed.take_message() {
+                        Some(unsent) if reused => req = unsent,
+                        _ => return Err(request_error(failed.into_error())),
+                    },
                 },
-            };
-            let mut failed = result;
-            match failed.take_message() {
-                // Never written: safe to send again, but only when the
-                // connection was a pooled one (a fresh one failing says the
-                // target is the problem).
-                Some(unsent) if reused => req = unsent,
-                _ => return Err(request_error(failed.into_error())),
             }
         }
         Err(Error::UpstreamConnect(
@@ -204,7 +203,6 @@ impl Pool {
         if !conn.reusable() {
             return;
         }
-        conn.park();
         let mut slots = self.slots();
         // Swept while the connection was lent (it had nothing idle): made again.
         let slot = slots.entry(authority).or_insert_with(|| Slot {
@@ -246,12 +244,8 @@ impl Pool {
             }
             Ok(Sender::H2(sender))
         } else {
-            let (sender, conn) = http1::Builder::new()
-                .handshake(io)
-                .await
-                .map_err(handshake_error)?;
-            // No task: the requests using it drive it (`lease`).
-            Ok(Sender::H1(H1Conn::new(sender, conn.with_upgrades())))
+            // No task: the requests using it drive it (`h1::conn`).
+            Ok(Sender::H1(H1Conn::new(Box::new(TokioIo::new(io)))))
         }
     }
 
@@ -309,15 +303,6 @@ fn host_header(scheme: &Scheme, authority: &Authority) -> Result<HeaderValue, Er
         _ => HeaderValue::from_str(authority.as_str()),
     }
     .map_err(|e| Error::BadUpstreamRequest(e.to_string()))
-}
-
-/// HTTP/1 sends the path only (`/a?b`), not the absolute URI.
-fn origin_form(uri: &mut Uri) {
-    let mut parts = http::uri::Parts::default();
-    parts.path_and_query = uri.path_and_query().cloned();
-    if let Ok(u) = Uri::from_parts(parts) {
-        *uri = u;
-    }
 }
 
 /// What the client gets for a connection that could not be made: 504 for
@@ -379,3 +364,7 @@ mod tests;
 #[cfg(test)]
 #[path = "pool_lease_tests.rs"]
 mod lease_tests;
+
+#[cfg(test)]
+#[path = "pool_h1_tests.rs"]
+mod h1_tests;

@@ -33,8 +33,7 @@ where
             count.fetch_add(1, Ordering::SeqCst);
             let svc = hyper::service::service_fn(answer.clone());
             tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(io), svc),
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc),
             );
         }
     });
@@ -228,7 +227,4 @@ fn the_host_header_names_the_target_without_a_default_port() {
     assert_eq!(host_header(&Scheme::HTTPS, &a).unwrap(), "example.com:80");
     let a: Authority = "example.com:443".parse().unwrap();
     assert_eq!(host_header(&Scheme::HTTPS, &a).unwrap(), "example.com");
-    let mut uri: Uri = "http://example.com/x?y=1".parse().unwrap();
-    origin_form(&mut uri);
-    assert_eq!(uri.to_string(), "/x?y=1");
 }

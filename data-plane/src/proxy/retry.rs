@@ -130,7 +130,10 @@ pub fn idempotent(method: &Method) -> bool {
 /// never made, or it closed or reset before the response head.
 pub fn before_response(e: &Error) -> bool {
     let h = match e {
-        Error::UpstreamConnect(_) | Error::UpstreamConnectTimeout => return true,
+        Error::UpstreamConnect(_) | Error::UpstreamConnectTimeout | Error::UpstreamClosed => {
+            return true;
+        }
+        Error::UpstreamIo(io) => return reset(io),
         Error::UpstreamProtocol(h) => h,
         _ => return false,
     };
@@ -145,18 +148,22 @@ pub fn before_response(e: &Error) -> bool {
             return true;
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::BrokenPipe
-            )
+            && reset(io)
         {
             return true;
         }
         source = s.source();
     }
     false
+}
+
+fn reset(io: &std::io::Error) -> bool {
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe
+    )
 }
 
 #[cfg(test)]

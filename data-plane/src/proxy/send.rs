@@ -253,12 +253,12 @@ impl TrackedBody {
 
 impl Body for TrackedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let polled = match &mut self.inner {
             Either::Left(b) => Pin::new(b).poll_frame(cx),
             Either::Right(b) => match Pin::new(b).poll_frame(cx) {

@@ -6,14 +6,17 @@
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 
 use crate::Error;
 use crate::listener::DRAIN_DEADLINE;
 use crate::listener::hold::ConnectionHold;
+use crate::proxy::h1::conn::Io;
 
 /// The client's `Upgrade` value when it asks for a WebSocket: a GET over
 /// HTTP/1.1 with `upgrade` among the `Connection` tokens and `Upgrade:
@@ -53,6 +56,7 @@ pub fn set_headers(headers: &mut HeaderMap, upgrade: HeaderValue) {
 pub fn switch<B>(
     mut resp: Response<B>,
     client: OnUpgrade,
+    upstream: (Box<Io>, BytesMut),
     hold: Option<Arc<ConnectionHold>>,
 ) -> Result<Response<B>, Error> {
     debug_assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
@@ -64,7 +68,6 @@ pub fn switch<B>(
     else {
         return Err(Error::UpstreamUpgrade("a 101 without Upgrade: websocket"));
     };
-    let upstream = hyper::upgrade::on(&mut resp);
     // Taken now, before the 101 goes out and its request stops counting in
     // flight: the connection must never look idle while the tunnel runs.
     let guard = hold.map(|h| h.tunnel());
@@ -80,20 +83,24 @@ pub fn switch<B>(
 }
 
 /// Copies bytes both ways until either side closes, or until the drain
-/// deadline has passed after shutdown began.
+/// deadline has passed after shutdown began. What the upstream sent right
+/// after its 101 (`early`) goes to the client first.
 async fn splice(
     client: OnUpgrade,
-    upstream: OnUpgrade,
+    (mut upstream, early): (Box<Io>, BytesMut),
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(both) => both,
+    let mut client = match client.await {
+        Ok(c) => TokioIo::new(c),
         Err(e) => {
             tracing::debug!(error = %e, "upgrade did not complete");
             return;
         }
     };
-    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+    if let Err(e) = client.write_all(&early).await {
+        tracing::debug!(error = %e, "WebSocket tunnel ended before it started");
+        return;
+    }
     let drained = async {
         match shutdown {
             Some(mut s) => {

@@ -1,0 +1,452 @@
+//! One HTTP/1.1 connection to a target, driven by the request using it:
+//! [`H1Conn::exchange`] writes the request (head, then the body in its
+//! framing) while it reads the response head, and [`H1Conn::poll_body`]
+//! reads the response body, both in the request's own task with its own
+//! waker. No task, no channel and no wake-up between the two ends of the
+//! exchange, one read buffer and one write buffer per connection, reused by
+//! every exchange on it.
+//!
+//! A connection is reusable only when its last exchange ended cleanly: the
+//! request written whole, the response read to its end, keep-alive on both
+//! sides and nothing unread left over. Anything else (an early answer, a
+//! broken body, a timeout, an upgrade) retires it.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, StatusCode};
+use hyper::body::{Body, Frame};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+use super::decode::{self, Chunk, Chunked};
+use super::encode::{self, Framing};
+use crate::Error;
+use crate::proxy::client::UpstreamBody;
+use crate::proxy::connector::WriteTimeout;
+
+/// The socket: TCP, maybe TLS, with the upstream's write timeout.
+pub type Io = TokioIo<hyper_rustls::MaybeHttpsStream<WriteTimeout<TokioIo<TcpStream>>>>;
+
+/// How much room a read asks for: a typical response in one read.
+const READ_SIZE: usize = 8 * 1024;
+
+/// The response body still to read.
+enum Reading {
+    Done,
+    Length(u64),
+    Chunked(Chunked),
+    /// Until the upstream closes the connection.
+    Close,
+    /// A 101: what follows is another protocol's, the tunnel's to read
+    /// (`into_upgraded`); never the end of an HTTP body.
+    Upgraded,
+}
+
+pub struct H1Conn {
+    /// Boxed: a TLS stream is kilobytes, and connections move (into the
+    /// pool, out of it, with their response).
+    io: Box<Io>,
+    /// Read and not yet taken: the rest of a head, body bytes.
+    buf: BytesMut,
+    /// The request's head and body chunks on their way out.
+    out: Vec<u8>,
+    /// Fires at or before the current exchange's due time (made by the
+    /// first exchange with one; see `arm`).
+    timer: Option<Pin<Box<Sleep>>>,
+    body: Reading,
+    /// The request, while not all of it is out: an answer may come before
+    /// (an early 413, or an upstream streaming back what it reads), and the
+    /// rest is still sent while that answer is read.
+    /// Boxed: most requests (no body) are all out after their first
+    /// write and never make one.
+    sending: Option<Box<Sending>>,
+    /// Whether the next exchange may use this connection, once `body` is
+    /// done and the request all out.
+    keep: bool,
+}
+
+/// What an exchange came to.
+pub enum Exchanged {
+    /// The response head; its body is read with [`H1Conn::poll_body`].
+    Head(http::response::Parts),
+    /// Nothing was written: the connection had closed. The request can go
+    /// on another connection, whatever its method.
+    Unsent(Box<Request<UpstreamBody>>),
+}
+
+/// The request on its way out: what is left of the body, and its framing.
+struct Sending {
+    body: UpstreamBody,
+    framing: Framing,
+    /// Bytes of `out` already written.
+    written: usize,
+    /// The body has given its last frame (the last chunk is in `out`).
+    ended: bool,
+}
+
+impl H1Conn {
+    pub fn new(io: Box<Io>) -> H1Conn {
+        H1Conn {
+            io,
+            buf: BytesMut::new(),
+            out: Vec::new(),
+            timer: None,
+            body: Reading::Done,
+            sending: None,
+            keep: true,
+        }
+    }
+
+    /// Whether an idle connection can take a request: nothing arrived on it
+    /// while it was idle (a close, or bytes nobody asked for).
+    pub fn usable(&mut self) -> bool {
+        if !self.reusable() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.poll_read(&mut cx) {
+            Poll::Pending => true,
+            _ => {
+                self.keep = false;
+                false
+            }
+        }
+    }
+
+    /// Whether the connection may go back to the pool.
+    pub fn reusable(&self) -> bool {
+        self.keep
+            && matches!(self.body, Reading::Done)
+            && self.sending.is_none()
+            && self.buf.is_empty()
+    }
+
+    /// Sends `req` (its URI in origin form) and reads until the response
+    /// head; [`Error::UpstreamTimeout`] once `due` has passed without one.
+    /// Informational answers (100, 103) are skipped; a 101 is returned and
+    /// ends the connection's HTTP life ([`H1Conn::into_upgraded`]).
+    pub async fn exchange(
+        &mut self,
+        req: Request<UpstreamBody>,
+        due: Option<Instant>,
+    ) -> Result<Exchanged, Error> {
+        let (parts, body) = req.into_parts();
+        let framing = Framing::of(body.is_end_stream(), body.size_hint().exact());
+        self.out.clear();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        encode::request_head(&mut self.out, &parts, path, framing);
+        // Not yet reusable: only a clean end of this exchange makes it so.
+        self.keep = false;
+        // The first write tells whether the connection still stands. One
+        // that fails before a byte went out leaves the request unsent.
+        let Some((written, all_out)) = self.first_write(framing) else {
+            return Ok(Exchanged::Unsent(Box::new(Request::from_parts(
+                parts, body,
+            ))));
+        };
+        self.sending = (!all_out).then(|| {
+            Box::new(Sending {
+                body,
+                framing,
+                written,
+                ended: framing == Framing::Empty,
+            })
+        });
+        if let Some(due) = due {
+            self.arm(due);
+        }
+        let head_request = parts.method == Method::HEAD;
+        drop(parts);
+        std::future::poll_fn(|cx| self.poll_exchange(cx, head_request, due)).await
+    }
+
+    /// Writes what goes at once of the head (a no-op waker: the exchange's
+    /// own polls take over). `None` when the connection turned out closed
+    /// before a byte went out; else the bytes written, and whether that was
+    /// the whole request.
+    fn first_write(&mut self, framing: Framing) -> Option<(usize, bool)> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let written = match Pin::new(&mut *self.io).poll_write(&mut cx, &self.out) {
+            Poll::Ready(Ok(n)) if n > 0 => n,
+            Poll::Pending => 0,
+            Poll::Ready(Ok(_)) | Poll::Ready(Err(_)) => return None,
+        };
+        let all_out = framing == Framing::Empty
+            && written == self.out.len()
+            && Pin::new(&mut *self.io).poll_flush(&mut cx).is_ready();
+        Some((written, all_out))
+    }
+
+    fn poll_exchange(
+        &mut self,
+        cx: &mut Context<'_>,
+        head_request: bool,
+        due: Option<Instant>,
+    ) -> Poll<Result<Exchanged, Error>> {
+        // A failed write: the client's body at fault is answered at once;
+        // an upstream that stopped reading may have answered already (an
+        // early 413 before it closed), which is the better answer.
+        let mut failed = None;
+        if let Err(e) = self.send_some(cx) {
+            self.sending = None;
+            self.keep = false;
+            match e {
+                Error::UpstreamIo(_) => failed = Some(e),
+                e => return Poll::Ready(Err(e)),
+            }
+        }
+        loop {
+            match decode::response_head(&mut self.buf, head_request) {
+                Err(e) => return Poll::Ready(Err(Error::UpstreamInvalid(e))),
+                Ok(Some(head))
+                    if head.status.is_informational()
+                        && head.status != StatusCode::SWITCHING_PROTOCOLS => {}
+                Ok(Some(head)) => {
+                    self.keep = head.keep_alive;
+                    self.body = match head.framing {
+                        _ if head.status == StatusCode::SWITCHING_PROTOCOLS => Reading::Upgraded,
+                        decode::Framing::Empty | decode::Framing::Length(0) => Reading::Done,
+                        decode::Framing::Length(n) => Reading::Length(n),
+                        decode::Framing::Chunked => Reading::Chunked(Chunked::new()),
+                        decode::Framing::Close => Reading::Close,
+                    };
+                    let mut parts = http::Response::new(()).into_parts().0;
+                    // Answered as HTTP/1.1 whatever the upstream spoke
+                    // (hyper writes the status line with this version).
+                    parts.status = head.status;
+                    parts.headers = head.headers;
+                    return Poll::Ready(Ok(Exchanged::Head(parts)));
+                }
+                Ok(None) => match self.poll_read(cx) {
+                    Poll::Ready(Ok(0)) => {
+                        let e = failed.unwrap_or(Error::UpstreamClosed);
+                        return Poll::Ready(Err(e));
+                    }
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(failed.unwrap_or(io_error(e)))),
+                    Poll::Pending if failed.is_some() => {
+                        return Poll::Ready(Err(failed.unwrap_or(Error::UpstreamTimeout)));
+                    }
+                    Poll::Pending => break,
+                },
+            }
+        }
+        match due {
+            Some(due) if self.expired(cx, due) => Poll::Ready(Err(Error::UpstreamTimeout)),
+            _ => Poll::Pending,
+        }
+    }
+
+    /// Writes what it can of the request (all of it is out once `sending`
+    /// is gone); an error only when that failed.
+    fn send_some(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        let Some(s) = &mut self.sending else {
+            return Ok(());
+        };
+        loop {
+            if s.written < self.out.len() {
+                match Pin::new(&mut *self.io).poll_write(cx, &self.out[s.written..]) {
+                    Poll::Ready(Ok(0)) => return Err(io_error(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => s.written += n,
+                    Poll::Ready(Err(e)) => return Err(io_error(e)),
+                    Poll::Pending => return Ok(()),
+                }
+                continue;
+            }
+            if s.ended {
+                // TLS may hold the last record until flushed.
+                return match Pin::new(&mut *self.io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        // All out: the body (the client's, with its
+                        // stats) goes now, not with the response.
+                        self.sending = None;
+                        Ok(())
+                    }
+                    Poll::Ready(Err(e)) => Err(io_error(e)),
+                    Poll::Pending => Ok(()),
+                };
+            }
+            self.out.clear();
+            s.written = 0;
+            match Pin::new(&mut s.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) if data.is_empty() => {}
+                    Ok(data) => {
+                        if s.framing == Framing::Chunked {
+                            encode::chunk_size(&mut self.out, data.len());
+                        }
+                        self.out.extend_from_slice(&data);
+                        if s.framing == Framing::Chunked {
+                            self.out.extend_from_slice(encode::CHUNK_END);
+                        }
+                    }
+                    // Trailers are not forwarded: fields after the body
+                    // (a Host, an Authorization) must not slip past the
+                    // checks the head went through.
+                    Err(_trailers) => {}
+                },
+                Poll::Ready(None) => {
+                    if s.framing == Framing::Chunked {
+                        self.out.extend_from_slice(encode::LAST_CHUNK);
+                    }
+                    s.ended = true;
+                }
+                Poll::Ready(Some(Err(e))) => return Err(body_error(e)),
+                Poll::Pending => return Ok(()),
+            }
+        }
+    }
+
+    /// The next frame of the response body; `None` at its end, after which
+    /// the connection is reusable if the exchange allows it. A request
+    /// still going out is sent on meanwhile; if that fails, the upstream
+    /// stopped reading it, which its answer is about: the answer goes on,
+    /// the connection will not.
+    pub fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        if self.send_some(cx).is_err() {
+            self.sending = None;
+            self.keep = false;
+        }
+        loop {
+            let have = self.buf.len();
+            match &mut self.body {
+                Reading::Done | Reading::Upgraded => return Poll::Ready(None),
+                Reading::Length(left) if have > 0 => {
+                    let take = (*left).min(have as u64);
+                    *left -= take;
+                    if *left == 0 {
+                        self.body = Reading::Done;
+                    }
+                    let data = self.buf.split_to(take as usize).freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Reading::Close if have > 0 => {
+                    return Poll::Ready(Some(Ok(Frame::data(self.buf.split().freeze()))));
+                }
+                Reading::Chunked(c) => match c.decode(&mut self.buf) {
+                    Ok(Some(Chunk::Data(data))) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Some(Chunk::Trailers(t))) => {
+                        return Poll::Ready(Some(Ok(Frame::trailers(t))));
+                    }
+                    Ok(Some(Chunk::End)) => {
+                        self.body = Reading::Done;
+                        return Poll::Ready(None);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Poll::Ready(Some(Err(self.broken(Error::UpstreamInvalid(e)))));
+                    }
+                },
+                Reading::Length(_) | Reading::Close => {}
+            }
+            match std::task::ready!(self.poll_read(cx)) {
+                Ok(0) if matches!(self.body, Reading::Close) => {
+                    self.body = Reading::Done;
+                    self.keep = false;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    let e = Error::UpstreamClosed;
+                    return Poll::Ready(Some(Err(self.broken(e))));
+                }
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Some(Err(self.broken(io_error(e))))),
+            }
+        }
+    }
+
+    /// Whether the response body has been read to its end.
+    pub fn body_done(&self) -> bool {
+        matches!(self.body, Reading::Done)
+    }
+
+    /// What is left of the response body, if its length is known.
+    pub fn body_left(&self) -> Option<u64> {
+        match self.body {
+            Reading::Done => Some(0),
+            Reading::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn broken(&mut self, e: Error) -> Error {
+        self.keep = false;
+        self.body = Reading::Done;
+        self.sending = None;
+        e
+    }
+
+    /// The socket after a 101, and what the upstream sent after the 101's
+    /// head (the tunnel's first bytes).
+    pub fn into_upgraded(self) -> (Box<Io>, BytesMut) {
+        (self.io, self.buf)
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
+            self.buf.reserve(READ_SIZE);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut *self.io), cx, &mut self.buf)
+    }
+
+    /// Makes the timer fire at or before `due`: a new one, or moved earlier
+    /// (a shorter read timeout than the last exchange's); a later due time
+    /// leaves it as it is, `expired` catches up when it fires. Requests do
+    /// not set and cancel a timer each: tokio's timer wheel is behind a
+    /// lock.
+    fn arm(&mut self, due: Instant) {
+        match &mut self.timer {
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(due))),
+            Some(t) if t.deadline() > due => t.as_mut().reset(due),
+            Some(_) => {}
+        }
+    }
+
+    /// Whether `due` has passed; the timer is left set to wake `cx` by it.
+    fn expired(&mut self, cx: &mut Context<'_>, due: Instant) -> bool {
+        let Some(timer) = &mut self.timer else {
+            return false;
+        };
+        while timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= due {
+                return true;
+            }
+            // Early: set for an earlier exchange's due time.
+            timer.as_mut().reset(due);
+        }
+        false
+    }
+}
+
+/// A failed read or write: the write timeout (504), else the connection
+/// failing (502).
+fn io_error(e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::TimedOut => Error::UpstreamTimeout,
+        _ => Error::UpstreamIo(e),
+    }
+}
+
+/// The client's body failing on its way up: its own errors (`ClientBody`:
+/// too large, stalled, broken) as they are.
+fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    match e.downcast::<Error>() {
+        Ok(e) => *e,
+        Err(e) => Error::BadUpstreamRequest(e.to_string()),
+    }
+}
+
+impl std::fmt::Debug for H1Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H1Conn")
+            .field("buffered", &self.buf.len())
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,360 @@
+//! Parses upstream HTTP/1.x response heads and chunked body framing with
+//! httparse. Sans-IO: the caller owns the socket and the read buffer, feeds
+//! bytes into a `BytesMut` and calls back in when more arrive; nothing here
+//! blocks, reads or writes.
+//!
+//! Every malformed input is an [`Invalid`], which the proxy turns into a 502:
+//! an upstream that frames ambiguously could otherwise smuggle a second
+//! response into a pooled connection.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Version};
+
+/// A head longer than this is rejected rather than buffered without bound.
+pub const MAX_HEAD: usize = 64 * 1024;
+pub const MAX_HEADERS: usize = 100;
+
+/// Chunks larger than 1 TiB are treated as a framing attack, not a body.
+const MAX_CHUNK: u64 = 1 << 40;
+
+/// Why an upstream response was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalid(pub &'static str);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body at all (HEAD request, 1xx, 204, 304).
+    Empty,
+    /// Content-Length bytes (0 is kept as `Length(0)`).
+    Length(u64),
+    /// Transfer-Encoding whose last coding is chunked.
+    Chunked,
+    /// Neither: the body runs until the server closes the connection.
+    Close,
+}
+
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    /// `HTTP_10` or `HTTP_11`.
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// Whether the connection may carry another exchange after this body.
+    pub keep_alive: bool,
+}
+
+/// The fields of a parsed head or trailer section as a map; the values are
+/// slices of `block` (the section's bytes, frozen), not copies.
+fn field_map(block: &Bytes, fields: &[httparse::Header<'_>]) -> Result<HeaderMap, Invalid> {
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for h in fields {
+        let name =
+            HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Invalid("bad header name"))?;
+        let value = HeaderValue::from_maybe_shared(block.slice_ref(h.value))
+            .map_err(|_| Invalid("bad header value"))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// Room for the fields of one head, left uninitialised: httparse writes
+/// only what it parses, and zeroing 100 fields per response cost more
+/// than parsing it.
+fn storage<'b>() -> [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS] {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
+fn parse<'h, 'b>(
+    res: &mut httparse::Response<'h, 'b>,
+    bytes: &'b [u8],
+    storage: &'h mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<httparse::Status<usize>, Invalid> {
+    httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(res, bytes, storage)
+        .map_err(parse_error)
+}
+
+fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
+fn parse_error(e: httparse::Error) -> Invalid {
+    Invalid(match e {
+        httparse::Error::TooManyHeaders => "too many response headers",
+        httparse::Error::HeaderName => "bad header name",
+        httparse::Error::HeaderValue => "bad header value",
+        httparse::Error::NewLine => "bad line ending in response head",
+        httparse::Error::Status => "bad status line",
+        httparse::Error::Token => "bad token in response head",
+        httparse::Error::Version => "bad HTTP version",
+    })
+}
+
+/// What the framing-relevant fields said, gathered in one pass. A bad
+/// Transfer-Encoding is kept, not raised: it only matters if a body follows.
+#[derive(Default)]
+struct Fields<'a> {
+    length: Option<&'a [u8]>,
+    lengths: usize,
+    te: Option<Result<Framing, Invalid>>,
+    close: bool,
+    keep_alive: bool,
+}
+
+fn scan<'a>(fields: &[httparse::Header<'a>]) -> Fields<'a> {
+    let mut f = Fields::default();
+    for h in fields {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            f.lengths += 1;
+            f.length = Some(h.value);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let mut te = f.te.unwrap_or(Ok(Framing::Close));
+            let mut any = false;
+            for coding in list(h.value).filter(|c| !c.is_empty()) {
+                any = true;
+                te = match te {
+                    Ok(Framing::Chunked) => Err(Invalid("chunked is not the last transfer coding")),
+                    Ok(_) if coding.eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
+                    Ok(_) => Ok(Framing::Close),
+                    err => err,
+                };
+            }
+            // Empty list elements are legal filler; a line with no coding is not.
+            if !any {
+                te = te.and(Err(Invalid("empty Transfer-Encoding")));
+            }
+            f.te = Some(te);
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for token in list(h.value) {
+                f.close |= token.eq_ignore_ascii_case(b"close");
+                f.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+    }
+    f
+}
+
+fn content_length(value: &[u8]) -> Result<u64, Invalid> {
+    if value.contains(&b',') {
+        return Err(Invalid("more than one Content-Length"));
+    }
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return Err(Invalid("Content-Length is not a number"));
+    }
+    value.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(d - b'0')))
+            .ok_or(Invalid("Content-Length overflows"))
+    })
+}
+
+fn framing(status: StatusCode, http10: bool, head: bool, f: &Fields) -> Result<Framing, Invalid> {
+    // RFC 9112 §6.3: these never carry a body, whatever the fields claim.
+    if head || status.is_informational() || status == 204 || status == 304 {
+        return Ok(Framing::Empty);
+    }
+    if let Some(te) = f.te {
+        if f.lengths > 0 {
+            return Err(Invalid("Content-Length with Transfer-Encoding"));
+        } else if http10 {
+            return Err(Invalid("Transfer-Encoding in an HTTP/1.0 response"));
+        }
+        return te;
+    }
+    if f.lengths > 1 {
+        return Err(Invalid("more than one Content-Length"));
+    }
+    match f.length {
+        Some(v) => content_length(v).map(Framing::Length),
+        None => Ok(Framing::Close),
+    }
+}
+
+/// Parses one response head from the front of `buf`. `Ok(None)`: incomplete,
+/// read more. On success the head's bytes are split off `buf` (the header
+/// values are slices of them) and whatever follows stays in `buf`.
+/// `request_was_head`: the request's method was HEAD, so there is no body.
+pub fn response_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Option<Head>, Invalid> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let mut fields = storage();
+    // Parsing at most MAX_HEAD bytes bounds the work redone on every read.
+    let window = &buf[..buf.len().min(MAX_HEAD)];
+    let mut res = httparse::Response::new(&mut []);
+    let len = match parse(&mut res, window, &mut fields)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial if buf.len() >= MAX_HEAD => {
+            return Err(Invalid("response head too large"));
+        }
+        httparse::Status::Partial => return Ok(None),
+    };
+    let version = match res.version {
+        Some(0) => Version::HTTP_10,
+        Some(1) => Version::HTTP_11,
+        _ => return Err(Invalid("bad HTTP version")),
+    };
+    let status = res.code.ok_or(Invalid("bad status line"))?;
+    let status = StatusCode::from_u16(status).map_err(|_| Invalid("bad status code"))?;
+    let http10 = version == Version::HTTP_10;
+    let scanned = scan(res.headers);
+    let framing = framing(status, http10, request_was_head, &scanned)?;
+    let persistent = !scanned.close && (scanned.keep_alive || !http10);
+    // After 101 the bytes belong to another protocol; after Close, to nobody.
+    let keep_alive = persistent && framing != Framing::Close && status != 101;
+    // The values are slices of the head once split off the buffer, which
+    // the parse above borrows: the head is parsed again, from its own
+    // bytes (cheaper than keeping each field's offsets).
+    let block = buf.split_to(len).freeze();
+    let mut fields = storage();
+    let mut res = httparse::Response::new(&mut []);
+    parse(&mut res, &block, &mut fields)?;
+    Ok(Some(Head {
+        status,
+        version,
+        headers: field_map(&block, res.headers)?,
+        framing,
+        keep_alive,
+    }))
+}
+
+#[derive(Debug)]
+pub enum Chunk {
+    /// Body bytes (never empty), split off the front of `buf`.
+    Data(Bytes),
+    /// The trailer section (only when it has a field); End follows next call.
+    Trailers(HeaderMap),
+    /// The last chunk and the trailer section were consumed.
+    End,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum State {
+    #[default]
+    Size,
+    Data(u64),
+    Crlf,
+    Trailers,
+    Ending,
+    Done,
+}
+
+/// Chunked body decoder state machine.
+#[derive(Debug, Default)]
+pub struct Chunked {
+    state: State,
+}
+
+impl Chunked {
+    pub fn new() -> Chunked {
+        Chunked::default()
+    }
+
+    /// Decodes what it can from the front of `buf`. `Ok(None)`: need more
+    /// bytes; nothing is lost, partial progress is kept in `self` or `buf`.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, Invalid> {
+        loop {
+            match self.state {
+                State::Size => {
+                    // httparse reads an empty size as 0, which would end the body early.
+                    if buf.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+                        return Err(Invalid("bad chunk size"));
+                    }
+                    match httparse::parse_chunk_size(buf) {
+                        Ok(httparse::Status::Complete((n, size))) => {
+                            if size > MAX_CHUNK {
+                                return Err(Invalid("chunk size too large"));
+                            }
+                            let _ = buf.split_to(n);
+                            self.state = if size == 0 {
+                                State::Trailers
+                            } else {
+                                State::Data(size)
+                            };
+                        }
+                        // Extensions are unbounded in the grammar; the buffer is not.
+                        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+                            return Err(Invalid("chunk size line too long"));
+                        }
+                        Ok(httparse::Status::Partial) => return Ok(None),
+                        Err(_) => return Err(Invalid("bad chunk size")),
+                    }
+                }
+                State::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
+                    let rest = left - take as u64;
+                    self.state = if rest == 0 {
+                        State::Crlf
+                    } else {
+                        State::Data(rest)
+                    };
+                    return Ok(Some(Chunk::Data(buf.split_to(take).freeze())));
+                }
+                State::Crlf => {
+                    let have = buf.len().min(2);
+                    if buf[..have] != b"\r\n"[..have] {
+                        return Err(Invalid("chunk not followed by CRLF"));
+                    }
+                    if have < 2 {
+                        return Ok(None);
+                    }
+                    let _ = buf.split_to(2);
+                    self.state = State::Size;
+                }
+                State::Trailers => return self.trailers(buf),
+                State::Ending => {
+                    self.state = State::Done;
+                    return Ok(Some(Chunk::End));
+                }
+                State::Done => return Ok(Some(Chunk::End)),
+            }
+        }
+    }
+
+    fn trailers(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, Invalid> {
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let window = &buf[..buf.len().min(MAX_HEAD)];
+        let (len, count) = match httparse::parse_headers(window, &mut storage) {
+            Ok(httparse::Status::Complete((len, fields))) => (len, fields.len()),
+            Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
+                return Err(Invalid("trailer section too large"));
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(Invalid("too many trailer fields")),
+            Err(_) => return Err(Invalid("bad trailer section")),
+        };
+        let block = buf.split_to(len).freeze();
+        if count == 0 {
+            self.state = State::Done;
+            return Ok(Some(Chunk::End));
+        }
+        self.state = State::Ending;
+        // Parsed again from its own bytes, as a head is (rare: trailers).
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match httparse::parse_headers(&block, &mut storage) {
+            Ok(httparse::Status::Complete((_, fields))) => {
+                field_map(&block, fields).map(|map| Some(Chunk::Trailers(map)))
+            }
+            _ => Err(Invalid("bad trailer section")),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

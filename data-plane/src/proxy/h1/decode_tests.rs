@@ -1,0 +1,618 @@
+use super::*;
+
+fn buf(s: &[u8]) -> BytesMut {
+    BytesMut::from(s)
+}
+
+fn head(s: &str) -> Head {
+    response_head(&mut buf(s.as_bytes()), false)
+        .unwrap()
+        .unwrap()
+}
+
+fn head_err(s: &str) -> &'static str {
+    response_head(&mut buf(s.as_bytes()), false).unwrap_err().0
+}
+
+fn framing_of(s: &str) -> (Framing, bool) {
+    let h = head(s);
+    (h.framing, h.keep_alive)
+}
+
+/// Runs the decoder until End or until it needs more, collecting what it gave.
+#[derive(Default)]
+struct Body {
+    data: Vec<u8>,
+    trailers: Option<HeaderMap>,
+    ended: bool,
+}
+
+fn pump(dec: &mut Chunked, b: &mut BytesMut, out: &mut Body) -> Result<(), Invalid> {
+    while !out.ended {
+        match dec.decode(b)? {
+            None => return Ok(()),
+            Some(Chunk::Data(d)) => {
+                assert!(!d.is_empty(), "Data must never be empty");
+                out.data.extend_from_slice(&d);
+            }
+            Some(Chunk::Trailers(t)) => {
+                assert!(out.trailers.is_none());
+                out.trailers = Some(t);
+            }
+            Some(Chunk::End) => out.ended = true,
+        }
+    }
+    Ok(())
+}
+
+fn body(s: &[u8]) -> Result<(Body, BytesMut), Invalid> {
+    let mut b = buf(s);
+    let mut out = Body::default();
+    pump(&mut Chunked::new(), &mut b, &mut out)?;
+    Ok((out, b))
+}
+
+fn body_err(s: &[u8]) -> &'static str {
+    match body(s) {
+        Err(e) => e.0,
+        Ok((b, _)) => panic!("accepted: ended={} data={:?}", b.ended, b.data),
+    }
+}
+
+const SIMPLE: &str = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\n";
+
+#[test]
+fn complete_head_with_content_length() {
+    let mut b = buf(format!("{SIMPLE}hello").as_bytes());
+    let h = response_head(&mut b, false).unwrap().unwrap();
+    assert_eq!(h.status, StatusCode::OK);
+    assert_eq!(h.version, Version::HTTP_11);
+    assert_eq!(h.framing, Framing::Length(5));
+    assert!(h.keep_alive);
+    assert_eq!(h.headers.len(), 2);
+    assert_eq!(h.headers["x-a"], "b");
+    assert_eq!(&b[..], b"hello");
+}
+
+#[test]
+fn head_fed_one_byte_at_a_time() {
+    let wire = format!("{SIMPLE}hel");
+    let mut b = BytesMut::new();
+    for (i, &byte) in wire.as_bytes().iter().enumerate() {
+        b.extend_from_slice(&[byte]);
+        let got = response_head(&mut b, false).unwrap();
+        if i + 1 < SIMPLE.len() {
+            assert!(got.is_none(), "complete early at {i}");
+            assert_eq!(b.len(), i + 1, "bytes consumed while incomplete");
+        } else {
+            let h = got.unwrap();
+            assert_eq!(h.framing, Framing::Length(5));
+            assert_eq!(h.headers["x-a"], "b");
+            assert!(b.is_empty());
+            // The remaining body bytes must not be taken for a head.
+            b.extend_from_slice(&wire.as_bytes()[i + 1..]);
+            assert_eq!(&b[..], b"hel");
+            return;
+        }
+    }
+    unreachable!();
+}
+
+#[test]
+fn head_split_at_every_offset() {
+    let wire = format!("{SIMPLE}hello");
+    for cut in 0..=wire.len() {
+        let mut b = buf(&wire.as_bytes()[..cut]);
+        let first = response_head(&mut b, false).unwrap();
+        assert_eq!(first.is_some(), cut >= SIMPLE.len(), "cut {cut}");
+        b.extend_from_slice(&wire.as_bytes()[cut..]);
+        let h = match first {
+            Some(h) => h,
+            None => response_head(&mut b, false).unwrap().unwrap(),
+        };
+        assert_eq!(h.framing, Framing::Length(5));
+        assert_eq!(&b[..], b"hello", "cut {cut}");
+    }
+}
+
+#[test]
+fn pipelined_heads_leave_the_rest_in_buf() {
+    let second = "HTTP/1.1 204 No Content\r\nX-N: 2\r\n\r\n";
+    let mut b = buf(format!("{SIMPLE}hello{second}").as_bytes());
+    let h = response_head(&mut b, false).unwrap().unwrap();
+    assert_eq!(h.framing, Framing::Length(5));
+    let _ = b.split_to(5);
+    assert_eq!(&b[..], second.as_bytes());
+    let h2 = response_head(&mut b, false).unwrap().unwrap();
+    assert_eq!(h2.status, StatusCode::NO_CONTENT);
+    assert_eq!(h2.headers["x-n"], "2");
+    assert!(b.is_empty());
+}
+
+#[test]
+fn header_values_are_zero_copy() {
+    let mut b = buf(format!("{SIMPLE}hello").as_bytes());
+    let start = b.as_ptr() as usize;
+    let end = start + b.len();
+    let h = response_head(&mut b, false).unwrap().unwrap();
+    for v in h.headers.values() {
+        let p = v.as_bytes().as_ptr() as usize;
+        assert!(
+            p >= start && p + v.len() <= end,
+            "value copied out of the buffer"
+        );
+    }
+    let p = h.headers["x-a"].as_bytes().as_ptr() as usize;
+    assert_eq!(p - start, SIMPLE.find("b\r\n").unwrap());
+}
+
+#[test]
+fn repeated_fields_and_name_case_are_kept() {
+    let h =
+        head("HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSET-COOKIE: b=2\r\nContent-Length: 0\r\n\r\n");
+    let all: Vec<_> = h.headers.get_all("set-cookie").iter().collect();
+    assert_eq!(all, ["a=1", "b=2"]);
+    assert_eq!(h.framing, Framing::Length(0));
+}
+
+#[test]
+fn no_content_204_ignores_body_fields() {
+    let h =
+        head("HTTP/1.1 204 No Content\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
+}
+
+#[test]
+fn not_modified_304_is_empty() {
+    assert_eq!(
+        framing_of("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"),
+        (Framing::Empty, true)
+    );
+}
+
+#[test]
+fn head_request_is_empty_whatever_the_fields_say() {
+    let mut b = buf(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nNEXT");
+    let h = response_head(&mut b, true).unwrap().unwrap();
+    assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
+    assert_eq!(h.headers["content-length"], "10");
+    assert_eq!(&b[..], b"NEXT");
+    let mut chunked = buf(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let h = response_head(&mut chunked, true).unwrap().unwrap();
+    assert_eq!(h.framing, Framing::Empty);
+}
+
+#[test]
+fn head_request_still_rejects_malformed_fields() {
+    let mut b = buf(b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n");
+    assert!(response_head(&mut b, true).is_err());
+}
+
+#[test]
+fn informational_100_is_returned_with_the_final_head_left() {
+    let mut b = buf(format!("HTTP/1.1 100 Continue\r\n\r\n{SIMPLE}").as_bytes());
+    let h = response_head(&mut b, false).unwrap().unwrap();
+    assert_eq!(h.status, StatusCode::CONTINUE);
+    assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
+    assert_eq!(&b[..], SIMPLE.as_bytes());
+    assert_eq!(
+        response_head(&mut b, false).unwrap().unwrap().status,
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn switching_protocols_101_is_not_reusable() {
+    let (f, ka) = framing_of(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    );
+    assert_eq!((f, ka), (Framing::Empty, false));
+}
+
+#[test]
+fn http10_closes_by_default() {
+    let h = head("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n");
+    assert_eq!(h.version, Version::HTTP_10);
+    assert_eq!((h.framing, h.keep_alive), (Framing::Length(3), false));
+}
+
+#[test]
+fn http10_keep_alive_token_allows_reuse() {
+    let got = framing_of("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\n\r\n");
+    assert_eq!(got, (Framing::Length(3), true));
+}
+
+#[test]
+fn http10_keep_alive_without_length_still_closes() {
+    assert_eq!(
+        framing_of("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n"),
+        (Framing::Close, false)
+    );
+}
+
+#[test]
+fn connection_close_anywhere_in_the_list_wins() {
+    let msg = "HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 1\r\n\r\n";
+    assert_eq!(framing_of(msg), (Framing::Length(1), false));
+    let msg = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nConnection: CLOSE\r\nContent-Length: 1\r\n\r\n";
+    assert_eq!(framing_of(msg), (Framing::Length(1), false));
+}
+
+#[test]
+fn connection_tokens_match_whole_words_only() {
+    let msg = "HTTP/1.1 200 OK\r\nConnection: closed, x-close\r\nContent-Length: 1\r\n\r\n";
+    assert_eq!(framing_of(msg), (Framing::Length(1), true));
+}
+
+#[test]
+fn content_length_with_transfer_encoding_is_rejected() {
+    let msg = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(head_err(msg), "Content-Length with Transfer-Encoding");
+}
+
+#[test]
+fn duplicate_content_length_is_rejected_even_when_equal() {
+    let same = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n";
+    let diff = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-length: 6\r\n\r\n";
+    assert_eq!(head_err(same), "more than one Content-Length");
+    assert_eq!(head_err(diff), "more than one Content-Length");
+}
+
+#[test]
+fn content_length_list_is_rejected() {
+    assert_eq!(
+        head_err("HTTP/1.1 200 OK\r\nContent-Length: 1,1\r\n\r\n"),
+        "more than one Content-Length"
+    );
+    assert_eq!(
+        head_err("HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\n"),
+        "more than one Content-Length"
+    );
+}
+
+#[test]
+fn content_length_must_be_plain_digits() {
+    for bad in ["+5", "-1", "5 5", "0x5", "5a", "", "٥"] {
+        let msg = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
+        assert_eq!(head_err(&msg), "Content-Length is not a number", "{bad:?}");
+    }
+}
+
+#[test]
+fn content_length_surrounding_whitespace_is_stripped() {
+    let got = framing_of("HTTP/1.1 200 OK\r\nContent-Length:  5 \t\r\n\r\n");
+    assert_eq!(got, (Framing::Length(5), true));
+}
+
+#[test]
+fn content_length_bounds() {
+    let max = "HTTP/1.1 200 OK\r\nContent-Length: 9999999999999999999\r\n\r\n";
+    assert_eq!(
+        head(max).framing,
+        Framing::Length(9_999_999_999_999_999_999)
+    );
+    let twenty = "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n";
+    assert!(response_head(&mut buf(twenty.as_bytes()), false).is_err());
+    let zero = "HTTP/1.1 200 OK\r\nContent-Length: 000\r\n\r\n";
+    assert_eq!(head(zero).framing, Framing::Length(0));
+}
+
+#[test]
+fn transfer_encoding_chunked_last_is_chunked() {
+    let msg = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n";
+    assert_eq!(framing_of(msg), (Framing::Chunked, true));
+    let split = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(framing_of(split), (Framing::Chunked, true));
+}
+
+#[test]
+fn transfer_encoding_chunked_not_last_is_rejected() {
+    let msg = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
+    assert!(response_head(&mut buf(msg.as_bytes()), false).is_err());
+    let split = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n";
+    assert!(response_head(&mut buf(split.as_bytes()), false).is_err());
+    let twice = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n";
+    assert!(response_head(&mut buf(twice.as_bytes()), false).is_err());
+}
+
+#[test]
+fn bodiless_statuses_ignore_a_bad_transfer_encoding() {
+    let msg = "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
+    assert_eq!(framing_of(msg), (Framing::Empty, true));
+    let msg = "HTTP/1.1 100 Continue\r\nTransfer-Encoding:\r\n\r\n";
+    assert_eq!(framing_of(msg), (Framing::Empty, true));
+}
+
+#[test]
+fn length_with_any_transfer_encoding_is_the_conflict_error() {
+    let msg = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nContent-Length: 1\r\n\r\n";
+    assert_eq!(head_err(msg), "Content-Length with Transfer-Encoding");
+}
+
+#[test]
+fn transfer_encoding_without_chunked_reads_to_close() {
+    assert_eq!(
+        framing_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
+        (Framing::Close, false)
+    );
+}
+
+#[test]
+fn empty_transfer_encoding_is_rejected() {
+    assert_eq!(
+        head_err("HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n\r\n"),
+        "empty Transfer-Encoding"
+    );
+    assert_eq!(
+        head_err("HTTP/1.1 200 OK\r\nTransfer-Encoding: , \r\n\r\n"),
+        "empty Transfer-Encoding"
+    );
+}
+
+#[test]
+fn transfer_encoding_in_http10_is_rejected() {
+    assert!(
+        response_head(
+            &mut buf(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            false
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn no_framing_fields_reads_to_close() {
+    assert_eq!(
+        framing_of("HTTP/1.1 200 OK\r\nX-A: b\r\n\r\n"),
+        (Framing::Close, false)
+    );
+}
+
+#[test]
+fn obs_fold_is_rejected() {
+    let msg = "HTTP/1.1 200 OK\r\nX-A: b\r\n  folded\r\nContent-Length: 0\r\n\r\n";
+    assert!(response_head(&mut buf(msg.as_bytes()), false).is_err());
+}
+
+#[test]
+fn header_count_limit() {
+    let fields = |n: usize| (0..n).map(|i| format!("X-{i}: v\r\n")).collect::<String>();
+    let ok = format!("HTTP/1.1 200 OK\r\n{}\r\n", fields(MAX_HEADERS));
+    assert_eq!(head(&ok).headers.len(), MAX_HEADERS);
+    let over = format!("HTTP/1.1 200 OK\r\n{}\r\n", fields(MAX_HEADERS + 1));
+    assert_eq!(head_err(&over), "too many response headers");
+}
+
+#[test]
+fn head_size_limit() {
+    let fill = |total: usize| {
+        let pre = "HTTP/1.1 200 OK\r\nX-Pad: ";
+        let post = "\r\nContent-Length: 0\r\n\r\n";
+        format!("{pre}{}{post}", "a".repeat(total - pre.len() - post.len()))
+    };
+    assert_eq!(head(&fill(MAX_HEAD)).framing, Framing::Length(0));
+    assert_eq!(head_err(&fill(MAX_HEAD + 1)), "response head too large");
+    // An incomplete head that has already outgrown the limit is not waited on.
+    let partial = fill(MAX_HEAD + 100);
+    let mut b = buf(&partial.as_bytes()[..MAX_HEAD + 10]);
+    assert_eq!(
+        response_head(&mut b, false).unwrap_err(),
+        Invalid("response head too large")
+    );
+}
+
+#[test]
+fn bad_status_lines_are_rejected() {
+    for bad in [
+        "HTTP/2.0 200 OK\r\n\r\n",
+        "HTTP/1.1 2x0 OK\r\n\r\n",
+        "HTTP/1.1 099 Low\r\n\r\n",
+        "ICY 200 OK\r\n\r\n",
+    ] {
+        assert!(
+            response_head(&mut buf(bad.as_bytes()), false).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn invalid_displays_its_reason() {
+    let e: Box<dyn std::error::Error> = Box::new(Invalid("bad chunk size"));
+    assert_eq!(e.to_string(), "bad chunk size");
+}
+
+const ENCODED: &[u8] =
+    b"5\r\nhello\r\n1;ext=\"q\"\r\n \r\nB\r\nworld, and \r\n0\r\nX-Sum: abc\r\nX-More: 1\r\n\r\n";
+
+#[test]
+fn one_chunk() {
+    let (b, rest) = body(b"5\r\nhello\r\n0\r\n\r\n").unwrap();
+    assert_eq!(
+        (b.data.as_slice(), b.trailers.is_none(), b.ended),
+        (&b"hello"[..], true, true)
+    );
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn many_chunks_with_trailers() {
+    let (b, rest) = body(ENCODED).unwrap();
+    assert_eq!(b.data, b"hello world, and ");
+    let t = b.trailers.unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(t["x-sum"], "abc");
+    assert_eq!(t["x-more"], "1");
+    assert!(b.ended && rest.is_empty());
+}
+
+#[test]
+fn chunked_split_at_every_byte_boundary() {
+    for cut in 0..=ENCODED.len() {
+        let mut dec = Chunked::new();
+        let mut out = Body::default();
+        let mut b = buf(&ENCODED[..cut]);
+        pump(&mut dec, &mut b, &mut out).unwrap();
+        assert!(!out.ended || cut == ENCODED.len());
+        b.extend_from_slice(&ENCODED[cut..]);
+        pump(&mut dec, &mut b, &mut out).unwrap();
+        assert_eq!(out.data, b"hello world, and ", "cut {cut}");
+        assert_eq!(out.trailers.unwrap()["x-sum"], "abc");
+        assert!(out.ended && b.is_empty());
+    }
+}
+
+#[test]
+fn chunked_fed_one_byte_at_a_time() {
+    let mut dec = Chunked::new();
+    let mut out = Body::default();
+    let mut b = BytesMut::new();
+    for &byte in ENCODED {
+        assert!(!out.ended);
+        b.extend_from_slice(&[byte]);
+        pump(&mut dec, &mut b, &mut out).unwrap();
+    }
+    assert_eq!(out.data, b"hello world, and ");
+    assert!(out.trailers.is_some() && out.ended && b.is_empty());
+}
+
+#[test]
+fn data_is_returned_before_the_chunk_is_complete() {
+    let mut dec = Chunked::new();
+    let mut b = buf(b"a\r\nhel");
+    assert!(matches!(dec.decode(&mut b).unwrap(), Some(Chunk::Data(d)) if d == "hel"));
+    assert!(dec.decode(&mut b).unwrap().is_none());
+    b.extend_from_slice(b"lo12345\r\n0\r\n\r\n");
+    assert!(matches!(dec.decode(&mut b).unwrap(), Some(Chunk::Data(d)) if d == "lo12345"));
+    assert!(matches!(dec.decode(&mut b).unwrap(), Some(Chunk::End)));
+}
+
+#[test]
+fn chunk_data_is_zero_copy() {
+    let mut b = buf(b"5\r\nhello\r\n0\r\n\r\n");
+    let start = b.as_ptr() as usize;
+    let Some(Chunk::Data(d)) = Chunked::new().decode(&mut b).unwrap() else {
+        panic!("no data")
+    };
+    assert_eq!(d.as_ptr() as usize, start + 3);
+}
+
+#[test]
+fn chunk_extensions_are_ignored() {
+    let (b, _) = body(b"5;a=b\r\nhello\r\n0;last\r\n\r\n").unwrap();
+    assert_eq!((b.data.as_slice(), b.ended), (&b"hello"[..], true));
+}
+
+#[test]
+fn uppercase_hex_sizes() {
+    let (b, _) =
+        body(b"A\r\n0123456789\r\n1F\r\n0123456789012345678901234567890\r\n0\r\n\r\n").unwrap();
+    assert_eq!(b.data.len(), 10 + 31);
+}
+
+#[test]
+fn bad_chunk_sizes_are_rejected() {
+    for bad in [
+        &b"g\r\nx"[..],
+        b"\r\n\r\n",
+        b";ext\r\n\r\n",
+        b"-5\r\n",
+        b" 5\r\n",
+        b"5\n",
+    ] {
+        assert_eq!(
+            body_err(bad),
+            "bad chunk size",
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn missing_crlf_after_data_is_rejected() {
+    assert_eq!(
+        body_err(b"5\r\nhelloX\r\n0\r\n\r\n"),
+        "chunk not followed by CRLF"
+    );
+    assert_eq!(
+        body_err(b"5\r\nhello\n0\r\n\r\n"),
+        "chunk not followed by CRLF"
+    );
+    assert_eq!(
+        body_err(b"5\r\nhello\rX0\r\n\r\n"),
+        "chunk not followed by CRLF"
+    );
+    assert_eq!(
+        body_err(b"3\r\nhello\r\n0\r\n\r\n"),
+        "chunk not followed by CRLF"
+    );
+}
+
+#[test]
+fn chunk_size_overflow_is_rejected() {
+    assert_eq!(body_err(b"10000000001\r\n"), "chunk size too large");
+    assert_eq!(body_err(b"fffffffffffffffff\r\n"), "bad chunk size");
+    let mut b = buf(b"10000000000\r\nab");
+    assert!(matches!(Chunked::new().decode(&mut b).unwrap(), Some(Chunk::Data(d)) if d == "ab"));
+}
+
+#[test]
+fn empty_trailer_section_ends_directly() {
+    let mut dec = Chunked::new();
+    let mut b = buf(b"0\r\n\r\n");
+    assert!(matches!(dec.decode(&mut b).unwrap(), Some(Chunk::End)));
+    assert!(b.is_empty());
+}
+
+#[test]
+fn trailers_come_before_end() {
+    let mut dec = Chunked::new();
+    let mut b = buf(b"0\r\nX-Sum: abc\r\n\r\n");
+    let Some(Chunk::Trailers(t)) = dec.decode(&mut b).unwrap() else {
+        panic!("no trailers")
+    };
+    assert_eq!(t["x-sum"], "abc");
+    assert!(b.is_empty());
+    assert!(matches!(dec.decode(&mut b).unwrap(), Some(Chunk::End)));
+}
+
+#[test]
+fn incomplete_trailers_consume_nothing() {
+    let mut dec = Chunked::new();
+    let mut b = buf(b"0\r\nX-Sum: ab");
+    assert!(dec.decode(&mut b).unwrap().is_none());
+    assert_eq!(&b[..], b"X-Sum: ab");
+    b.extend_from_slice(b"c\r\n\r\nNEXT");
+    let Some(Chunk::Trailers(t)) = dec.decode(&mut b).unwrap() else {
+        panic!("no trailers")
+    };
+    assert_eq!(t["x-sum"], "abc");
+    assert!(matches!(dec.decode(&mut b).unwrap(), Some(Chunk::End)));
+    assert_eq!(&b[..], b"NEXT");
+}
+
+#[test]
+fn oversized_or_malformed_trailers_are_rejected() {
+    let mut big = b"0\r\nX-Pad: ".to_vec();
+    big.resize(MAX_HEAD + 10, b'a');
+    assert_eq!(body_err(&big), "trailer section too large");
+    assert_eq!(
+        body_err(b"0\r\nX-A: b\r\n folded\r\n\r\n"),
+        "bad trailer section"
+    );
+}
+
+#[test]
+fn leftover_after_end_stays_in_buf() {
+    let (b, rest) = body(format!("2\r\nhi\r\n0\r\n\r\n{SIMPLE}").as_bytes()).unwrap();
+    assert!(b.ended);
+    assert_eq!(&rest[..], SIMPLE.as_bytes());
+}
+
+#[test]
+fn httparse_reads_a_bare_crlf_as_an_empty_field_section() {
+    let mut storage = [httparse::EMPTY_HEADER; 4];
+    let got = httparse::parse_headers(b"\r\nrest", &mut storage).unwrap();
+    assert!(matches!(got, httparse::Status::Complete((2, f)) if f.is_empty()));
+}

@@ -1,0 +1,217 @@
+//! The HTTP/1 exchange (`h1::conn`) against raw servers that answer with
+//! exact bytes: what each kind of answer gives, and whether its connection
+//! is kept (counted by the connections the server accepted).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::tests::{get, pool};
+use super::*;
+use crate::proxy::client;
+
+/// Reads one request head (and a `content-length` body) from `io`; the
+/// head, or `None` at the end of the connection.
+async fn read_request(io: &mut tokio::net::TcpStream, seen: &mut Vec<u8>) -> Option<String> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&seen[..end + 4]).into_owned();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+            while seen.len() < end + 4 + length {
+                match io.read(&mut buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            seen.drain(..end + 4 + length);
+            return Some(head);
+        }
+        match io.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A server writing `answer` for every request it reads (closing after it
+/// when `close`), counting the connections it accepted.
+async fn raw(answer: &'static [u8], close: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut io, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while read_request(&mut io, &mut seen).await.is_some() {
+                    if io.write_all(answer).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+async fn body_of(resp: Response<LeasedBody>) -> (Bytes, Option<HeaderMap>) {
+    let collected = resp.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned();
+    (collected.to_bytes(), trailers)
+}
+
+#[tokio::test]
+async fn a_chunked_answer_with_trailers_keeps_its_connection() {
+    let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+        5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: 42\r\n\r\n";
+    let (addr, accepted) = raw(answer, false).await;
+    let pool = pool();
+    for _ in 0..3 {
+        let resp = pool.send(get(addr), None).await.unwrap();
+        let (body, trailers) = body_of(resp).await;
+        assert_eq!(body, "hello world");
+        assert_eq!(trailers.unwrap()["x-checksum"], "42");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn informational_answers_are_skipped() {
+    let answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
+        HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok";
+    let (addr, accepted) = raw(answer, false).await;
+    let pool = pool();
+    for _ in 0..2 {
+        let resp = pool.send(get(addr), None).await.unwrap();
+        assert_eq!(resp.status(), 201);
+        assert!(!resp.headers().contains_key("link"));
+        assert_eq!(body_of(resp).await.0, "ok");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_body_read_to_the_close_retires_its_connection() {
+    let (addr, accepted) = raw(b"HTTP/1.1 200 OK\r\n\r\nuntil the end", true).await;
+    let pool = pool();
+    for _ in 0..2 {
+        let resp = pool.send(get(addr), None).await.unwrap();
+        assert_eq!(body_of(resp).await.0, "until the end");
+        assert_eq!(pool.idle_count(), 0);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn ambiguous_or_broken_answers_are_errors_and_retire_the_connection() {
+    let cases: [(&'static [u8], &str); 4] = [
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\nok",
+            "Content-Length with Transfer-Encoding",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nok",
+            "more than one",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nx: a\r\n folded\r\ncontent-length: 0\r\n\r\n",
+            "header",
+        ),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", "status"),
+    ];
+    for (answer, why) in cases {
+        let (addr, accepted) = raw(answer, false).await;
+        let pool = pool();
+        for _ in 0..2 {
+            let Err(e) = pool.send(get(addr), None).await else {
+                panic!("{why}: answered");
+            };
+            assert!(matches!(e, Error::UpstreamInvalid(_)), "{why}: {e}");
+            assert!(e.to_string().contains(why), "{why}: {e}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "{why}");
+    }
+}
+
+#[tokio::test]
+async fn bytes_after_the_body_retire_the_connection() {
+    let (addr, accepted) = raw(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200",
+        false,
+    )
+    .await;
+    let pool = pool();
+    for _ in 0..2 {
+        let resp = pool.send(get(addr), None).await.unwrap();
+        assert_eq!(body_of(resp).await.0, "ok");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_close_before_the_head_is_an_error_that_may_be_retried() {
+    let (addr, _) = raw(b"", true).await;
+    let Err(e) = pool().send(get(addr), None).await else {
+        panic!("answered");
+    };
+    assert!(matches!(e, Error::UpstreamClosed), "{e}");
+    assert!(crate::proxy::retry::before_response(&e));
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_an_error() {
+    let (addr, _) = raw(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort", true).await;
+    let resp = pool().send(get(addr), None).await.unwrap();
+    let e = resp.into_body().collect().await.unwrap_err();
+    assert!(matches!(e, Error::UpstreamClosed), "{e}");
+}
+
+#[tokio::test]
+async fn an_early_answer_stops_the_upload_and_retires_the_connection() {
+    // Answers after the head, without reading the body, then reads on
+    // (discarding) so the upload is not cut by a reset.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut io, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = io.read(&mut buf).await.unwrap();
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                let answer = b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 3\r\n\r\nbig";
+                io.write_all(answer).await.unwrap();
+                while io.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    let pool = pool();
+    for _ in 0..2 {
+        let body = client::whole(Bytes::from(vec![b'x'; 32 << 20]));
+        let req = Request::post(format!("http://{addr}/upload"))
+            .body(body)
+            .unwrap();
+        let resp = pool.send(req, None).await.unwrap();
+        assert_eq!(resp.status(), 413);
+        assert_eq!(body_of(resp).await.0, "big");
+        assert_eq!(pool.idle_count(), 0);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
