@@ -358,3 +358,7 @@ impl Chunked {
 #[cfg(test)]
 #[path = "decode_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "decode_chunked_tests.rs"]
+mod chunked_tests;
