@@ -25,8 +25,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use http::uri::{Authority, Scheme};
-use http::{HeaderValue, Request, Response, Uri, header};
+use http::request::Parts;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri};
 use hyper::client::conn::http2;
 use hyper_util::client::legacy::connect::Connection;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -35,7 +36,7 @@ use tower_service::Service;
 use crate::Error;
 use crate::proxy::client::UpstreamBody;
 use crate::proxy::connector::UpstreamConnector;
-use crate::proxy::h1::conn::{Exchanged, H1Conn};
+use crate::proxy::h1::conn::{Exchanged, H1Conn, Outgoing};
 use crate::proxy::lease::{Lease, LeasedBody};
 
 /// How long an idle connection is kept.
@@ -93,64 +94,89 @@ impl Pool {
         pool
     }
 
-    /// Sends `req` (absolute URI: scheme and the target's authority) on a
-    /// pooled or new connection. An HTTP/1 response's body holds its
-    /// connection until it ends. `timeout` bounds the wait for the response
-    /// head, connecting included (504).
+    /// Sends `req` (absolute URI: scheme and the target's authority); see
+    /// [`Pool::send_parts`].
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<UpstreamBody>,
+        req: Request<UpstreamBody>,
+        timeout: Option<Duration>,
+    ) -> Result<Response<LeasedBody>, Error> {
+        let (parts, body) = req.into_parts();
+        let (Some(scheme), Some(authority)) = (parts.uri.scheme(), parts.uri.authority()) else {
+            return Err(Error::BadUpstreamRequest("no target in the URI".into()));
+        };
+        let path = match parts.uri.path_and_query() {
+            Some(p) => p.clone(),
+            None => PathAndQuery::from_static("/"),
+        };
+        self.send_parts((scheme, authority), &parts, &path, body, timeout)
+            .await
+    }
+
+    /// Sends the request of head `parts` (its URI unused), target `path`
+    /// and `body` to the target `to` on a pooled or new connection. The
+    /// head is only borrowed: an attempt that fails leaves it to the caller
+    /// for the next. An HTTP/1 response's body holds its connection until
+    /// it ends. `timeout` bounds the wait for the response head, connecting
+    /// included (504).
+    pub async fn send_parts(
+        self: &Arc<Self>,
+        (scheme, authority): (&Scheme, &Authority),
+        parts: &Parts,
+        path: &PathAndQuery,
+        mut body: UpstreamBody,
         timeout: Option<Duration>,
     ) -> Result<Response<LeasedBody>, Error> {
         let due = timeout.map(|t| tokio::time::Instant::now() + t);
-        let (scheme, authority) = match (req.uri().scheme(), req.uri().authority()) {
-            (Some(s), Some(a)) => (s.clone(), a.clone()),
-            _ => return Err(Error::BadUpstreamRequest("no target in the URI".into())),
-        };
-        let (mut pooled, host) = self.checkout(&scheme, &authority)?;
-        if let Some(host) = &host {
-            req.headers_mut()
-                .entry(header::HOST)
-                .or_insert_with(|| host.clone());
-        }
+        let (mut pooled, host) = self.checkout(scheme, authority)?;
         for _ in 0..UNSENT_TRIES {
             let pooled = pooled
                 .take()
-                .or_else(|| self.checkout(&scheme, &authority).ok()?.0);
+                .or_else(|| self.checkout(scheme, authority).ok()?.0);
             let (sender, reused) = match pooled {
                 Some(s) => (s, true),
                 // Boxed: connecting holds a TLS stream by value, which
                 // would make every request's future (moved a few times on
                 // its way through the server) kilobytes larger.
                 None => (
-                    within(due, Box::pin(self.connect(&scheme, &authority))).await??,
+                    within(due, Box::pin(self.connect(scheme, authority))).await??,
                     false,
                 ),
             };
             match sender {
-                Sender::H1(mut conn) => match conn.exchange(req, due).await? {
-                    Exchanged::Head(parts) => {
-                        let lease = Lease {
-                            pool: self.clone(),
-                            authority,
-                            host: host.unwrap_or_else(|| HeaderValue::from_static("")),
-                            conn,
-                        };
-                        return Ok(Response::from_parts(parts, LeasedBody::h1(lease)));
+                Sender::H1(mut conn) => {
+                    let head = Outgoing {
+                        parts,
+                        path: path.as_str(),
+                        host: host.as_ref(),
+                    };
+                    match conn.exchange(head, body, due).await? {
+                        Exchanged::Head(parts) => {
+                            let lease = Lease {
+                                pool: self.clone(),
+                                authority: authority.clone(),
+                                host: host.unwrap_or_else(|| HeaderValue::from_static("")),
+                                conn,
+                            };
+                            return Ok(Response::from_parts(parts, LeasedBody::h1(lease)));
+                        }
+                        // Never written: safe to send again, but only when
+                        // the connection was a pooled one (a fresh one
+                        // failing says the target is the problem).
+                        Exchanged::Unsent(unsent) if reused => body = unsent,
+                        Exchanged::Unsent(_) => return Err(Error::UpstreamClosed),
                     }
-                    // Never written: safe to send again, but only when the
-                    // connection was a pooled one (a fresh one failing
-                    // says the target is the problem).
-                    Exchanged::Unsent(unsent) if reused => req = *unsent,
-                    Exchanged::Unsent(_) => return Err(Error::UpstreamClosed),
-                },
-                Sender::H2(mut s) => match within(due, s.try_send_request(req)).await? {
-                    Ok(resp) => return Ok(resp.map(LeasedBody::h2)),
-                    Err(mut failed) => match failed.take_message() {
-                        Some(unsent) if reused => req = unsent,
-                        _ => return Err(request_error(failed.into_error())),
-                    },
-                },
+                }
+                Sender::H2(mut s) => {
+                    let req = h2_request(scheme, authority, parts, path, body)?;
+                    match within(due, s.try_send_request(req)).await? {
+                        Ok(resp) => return Ok(resp.map(LeasedBody::h2)),
+                        Err(mut failed) => match failed.take_message() {
+                            Some(unsent) if reused => body = unsent.into_body(),
+                            _ => return Err(request_error(failed.into_error())),
+                        },
+                    }
+                }
             }
         }
         Err(Error::UpstreamConnect(
@@ -266,6 +292,25 @@ impl Pool {
     pub fn idle_count(&self) -> usize {
         self.slots().values().map(|s| s.h1.len()).sum()
     }
+}
+
+/// hyper's HTTP/2 client takes an owned request with an absolute URI.
+fn h2_request(
+    scheme: &Scheme,
+    authority: &Authority,
+    parts: &Parts,
+    path: &PathAndQuery,
+    body: UpstreamBody,
+) -> Result<Request<UpstreamBody>, Error> {
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(scheme.clone());
+    uri.authority = Some(authority.clone());
+    uri.path_and_query = Some(path.clone());
+    let mut req = Request::new(body);
+    *req.uri_mut() = Uri::from_parts(uri).map_err(|e| Error::BadUpstreamRequest(e.to_string()))?;
+    *req.method_mut() = parts.method.clone();
+    *req.headers_mut() = parts.headers.clone();
+    Ok(req)
 }
 
 /// `fut`, unless `due` passes first (504).

@@ -200,10 +200,11 @@ async fn a_send_stays_small() {
     // state included) must stay behind a box (inline, it made this 7.5 KB
     // in a debug build and the copies half of the proxy's instructions).
     let pool = pool();
-    let send = pool.send(
-        get("127.0.0.1:1".parse().unwrap()),
-        Some(Duration::from_secs(1)),
-    );
+    let (parts, body) = get("127.0.0.1:1".parse().unwrap()).into_parts();
+    let to = (&Scheme::HTTP, parts.uri.authority().unwrap());
+    let path = PathAndQuery::from_static("/x");
+    let timeout = Some(Duration::from_secs(1));
+    let send = pool.send_parts(to, &parts, &path, body, timeout);
     assert!(size_of_val(&send) < 2048, "{}", size_of_val(&send));
 }
 

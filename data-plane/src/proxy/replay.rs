@@ -27,9 +27,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
 use http::header::EXPECT;
-use http::request::Parts;
-use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 
@@ -46,39 +45,25 @@ use crate::proxy::client::{self, UpstreamBody};
 /// guide). Fixed: making it a setting would mean a field of the upstream.
 pub const REPLAY_MAX: u64 = 64 * 1024;
 
-/// What a retry resends. Only made for requests that may be retried, so
-/// others pay nothing.
+/// The body a retry resends (the head stays with `send`'s attempts, which
+/// only borrow it). Only made for requests that may be retried, so others
+/// pay nothing.
 pub struct Replay {
-    method: Method,
-    headers: HeaderMap,
     /// `None`: the request has no body.
     body: Option<Bytes>,
 }
 
 impl Replay {
-    pub fn new(parts: &Parts, body: Option<Bytes>) -> Replay {
-        Replay {
-            method: parts.method.clone(),
-            headers: parts.headers.clone(),
-            body,
-        }
+    pub fn new(body: Option<Bytes>) -> Replay {
+        Replay { body }
     }
 
-    pub fn headers(&self) -> &HeaderMap {
-        &self.headers
-    }
-
-    /// The request again, to `uri`.
-    pub fn request(&self, uri: Uri) -> Request<UpstreamBody> {
-        let body = match &self.body {
+    /// The body again (shared, not copied).
+    pub fn body(&self) -> UpstreamBody {
+        match &self.body {
             Some(b) => client::whole(b.clone()),
             None => client::empty(),
-        };
-        let mut req = Request::new(body);
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = self.headers.clone();
-        req
+        }
     }
 }
 

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderValue, Response};
+use http::request::Parts;
+use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -299,15 +300,10 @@ async fn large_declared_bodies_and_expect_continue_are_not_read() {
 }
 
 #[test]
-fn a_replay_resends_the_same_request() {
-    let (mut parts, ()) = Request::put("/x").body(()).unwrap().into_parts();
-    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(2));
-    let replay = Replay::new(&parts, Some(Bytes::from_static(b"{}")));
-    let uri: Uri = "http://127.0.0.1:1/x".parse().unwrap();
-    let req = replay.request(uri.clone());
-    assert_eq!((req.method(), req.uri()), (&Method::PUT, &uri));
-    assert_eq!(req.headers(), &parts.headers);
-    assert_eq!(req.body().size_hint().exact(), Some(2));
-    let bodyless = Replay::new(&parts, None).request(uri);
-    assert!(bodyless.body().is_end_stream());
+fn a_replay_resends_the_same_body() {
+    let replay = Replay::new(Some(Bytes::from_static(b"{}")));
+    for _ in 0..2 {
+        assert_eq!(replay.body().size_hint().exact(), Some(2));
+    }
+    assert!(Replay::new(None).body().is_end_stream());
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Request, Response, Uri, Version};
+use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, SizeHint};
 use turnpike_model::upstream::balancing::MAX_RETRIES;
@@ -46,8 +46,6 @@ pub struct Sent {
     pub upstream_time: std::time::Duration,
 }
 
-static EMPTY_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
-
 /// Sends `req` (URI still origin-form; `path_and_query` is what goes
 /// upstream) to one of the upstream's targets.
 pub async fn send(
@@ -68,13 +66,10 @@ pub async fn send(
     // breaker counts the request: a slow client holds no breaker slot
     // while nothing has reached the upstream yet. Other bodies stream.
     let (body, replay) = if body.is_end_stream() {
-        (
-            client::empty(),
-            resendable.then(|| Replay::new(&parts, None)),
-        )
+        (client::empty(), resendable.then(|| Replay::new(None)))
     } else if resendable && replay::may_keep(&parts.headers, &body) {
         let (body, kept) = replay::keep(&mut parts.headers, body, limits, stats).await?;
-        (body, kept.map(|b| Replay::new(&parts, Some(b))))
+        (body, kept.map(|b| Replay::new(Some(b))))
     } else {
         let body = match body {
             Outbound::Stream(b) => client::streamed(ClientBody::new(b, limits, stats.clone())),
@@ -98,7 +93,9 @@ pub async fn send(
             (Some(admitted), Some(pending))
         }
     };
-    let mut first = Some((parts, body));
+    // The head is only borrowed by each attempt: a retry sends it again
+    // as it is, with the kept body.
+    let mut first = Some(body);
     upstream.budget.deposit();
 
     let mut tried = [0usize; MAX_RETRIES as usize + 1];
@@ -107,13 +104,8 @@ pub async fn send(
     // untried target is left for a retry.
     let mut last: Option<Error> = None;
     loop {
-        let headers = match (&first, &replay) {
-            (Some((parts, _)), _) => &parts.headers,
-            (None, Some(r)) => r.headers(),
-            (None, None) => &EMPTY_HEADERS,
-        };
         let ctx = PickContext {
-            headers,
+            headers: &parts.headers,
             client_ip,
             consumer,
         };
@@ -128,18 +120,9 @@ pub async fn send(
         tracing::Span::current().record("attempts", attempts);
         let target = &upstream.balancer.targets()[i];
 
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(upstream.scheme.clone());
-        uri.authority = Some(target.authority.clone());
-        uri.path_and_query = Some(path_and_query.clone());
-        let uri = Uri::from_parts(uri).map_err(|e| Error::BadUpstreamRequest(e.to_string()))?;
-        let req = match (first.take(), &replay) {
-            (Some((mut parts, body)), _) => {
-                parts.uri = uri;
-                parts.version = Version::HTTP_11;
-                Request::from_parts(parts, body)
-            }
-            (None, Some(r)) => r.request(uri),
+        let body = match (first.take(), &replay) {
+            (Some(body), _) => body,
+            (None, Some(r)) => r.body(),
             // Retries are only decided when `replay` is set.
             (None, None) => {
                 return Err(Error::BadUpstreamRequest(
@@ -149,7 +132,12 @@ pub async fn send(
         };
         let in_flight = target.state.start();
         let started = Instant::now();
-        let result = upstream.client.send(req, Some(upstream.read_timeout)).await;
+        let to = (&upstream.scheme, &target.authority);
+        let timeout = Some(upstream.read_timeout);
+        let result = upstream
+            .client
+            .send_parts(to, &parts, &path_and_query, body, timeout)
+            .await;
         match result {
             Ok(response) => {
                 let upstream_time = started.elapsed();

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
-use http::{Method, Request, StatusCode};
+use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Body;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWrite;
@@ -77,9 +77,19 @@ pub struct H1Conn {
 pub enum Exchanged {
     /// The response head; its body is read with [`H1Conn::poll_body`].
     Head(http::response::Parts),
-    /// Nothing was written: the connection had closed. The request can go
-    /// on another connection, whatever its method.
-    Unsent(Box<Request<UpstreamBody>>),
+    /// Nothing was written: the connection had closed. The request (its
+    /// body given back) can go on another connection, whatever its method.
+    Unsent(UpstreamBody),
+}
+
+/// A request's head on its way out: borrowed, so an attempt that fails
+/// leaves it whole for the next.
+pub struct Outgoing<'a> {
+    pub parts: &'a http::request::Parts,
+    /// The target in origin form (`/a?b`).
+    pub path: &'a str,
+    /// `Host` when `parts` has none (the target's address).
+    pub host: Option<&'a HeaderValue>,
 }
 
 /// The request on its way out: what is left of the body, and its framing.
@@ -129,28 +139,25 @@ impl H1Conn {
             && self.buf.is_empty()
     }
 
-    /// Sends `req` (its URI in origin form) and reads until the response
+    /// Sends the request (`head`, then `body`) and reads until the response
     /// head; [`Error::UpstreamTimeout`] once `due` has passed without one.
     /// Informational answers (100, 103) are skipped; a 101 is returned and
     /// ends the connection's HTTP life ([`H1Conn::into_upgraded`]).
     pub async fn exchange(
         &mut self,
-        req: Request<UpstreamBody>,
+        head: Outgoing<'_>,
+        body: UpstreamBody,
         due: Option<Instant>,
     ) -> Result<Exchanged, Error> {
-        let (parts, body) = req.into_parts();
         let framing = Framing::of(body.is_end_stream(), body.size_hint().exact());
         self.out.clear();
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        encode::request_head(&mut self.out, &parts, path, framing);
+        encode::request_head(&mut self.out, head.parts, head.path, head.host, framing);
         // Not yet reusable: only a clean end of this exchange makes it so.
         self.keep = false;
         // The first write tells whether the connection still stands. One
         // that fails before a byte went out leaves the request unsent.
         let Some((written, all_out)) = self.first_write(framing) else {
-            return Ok(Exchanged::Unsent(Box::new(Request::from_parts(
-                parts, body,
-            ))));
+            return Ok(Exchanged::Unsent(body));
         };
         self.sending = (!all_out).then(|| {
             Box::new(Sending {
@@ -163,8 +170,7 @@ impl H1Conn {
         if let Some(due) = due {
             self.arm(due);
         }
-        let head_request = parts.method == Method::HEAD;
-        drop(parts);
+        let head_request = head.parts.method == Method::HEAD;
         std::future::poll_fn(|cx| self.poll_exchange(cx, head_request, due)).await
     }
 

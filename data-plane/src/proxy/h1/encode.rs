@@ -8,7 +8,7 @@
 //! request that would go out ambiguously cannot be built here.
 
 use http::request::Parts;
-use http::{HeaderMap, Method, header};
+use http::{HeaderMap, HeaderValue, Method, header};
 
 /// How the request body goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,14 +33,28 @@ impl Framing {
     }
 }
 
-/// Writes `parts`' head with `path` (origin form) as its target. An empty
-/// body still says `content-length: 0` where a body is expected (the
-/// client sent a length, or the method usually has one), as clients do.
-pub fn request_head(out: &mut Vec<u8>, parts: &Parts, path: &str, framing: Framing) {
+/// Writes `parts`' head with `path` (origin form) as its target, and
+/// `host` first unless `parts` has a `Host`. An empty body still says
+/// `content-length: 0` where a body is expected (the client sent a length,
+/// or the method usually has one), as clients do.
+pub fn request_head(
+    out: &mut Vec<u8>,
+    parts: &Parts,
+    path: &str,
+    host: Option<&HeaderValue>,
+    framing: Framing,
+) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(host) = host
+        && !parts.headers.contains_key(header::HOST)
+    {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     fields(out, &parts.headers);
     match framing {
         Framing::Empty if parts.headers.contains_key(header::CONTENT_LENGTH) => length(out, 0),
@@ -91,13 +105,13 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{HeaderValue, Request};
+    use http::Request;
 
     fn head(req: Request<()>, framing: Framing) -> String {
         let (parts, ()) = req.into_parts();
         let mut out = Vec::new();
         let path = parts.uri.path_and_query().unwrap().as_str().to_owned();
-        request_head(&mut out, &parts, &path, framing);
+        request_head(&mut out, &parts, &path, None, framing);
         String::from_utf8(out).unwrap()
     }
 
