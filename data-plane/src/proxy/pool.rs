@@ -225,10 +225,11 @@ impl Pool {
         Ok((None, Some(host)))
     }
 
-    pub(crate) fn checkin(&self, authority: Authority, host: HeaderValue, conn: H1Conn) {
+    pub(crate) fn checkin(&self, authority: Authority, host: HeaderValue, mut conn: H1Conn) {
         if !conn.reusable() {
             return;
         }
+        conn.park();
         let mut slots = self.slots();
         // Swept while the connection was lent (it had nothing idle): made again.
         let slot = slots.entry(authority).or_insert_with(|| Slot {

@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::tests::{get, pool};
+use super::tests::{get, pool, server};
 use super::*;
 use crate::proxy::client;
 
@@ -214,4 +214,24 @@ async fn an_early_answer_stops_the_upload_and_retires_the_connection() {
         assert_eq!(pool.idle_count(), 0);
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_large_body_streams_in_growing_reads_and_its_connection_is_kept() {
+    let (addr, accepted) = server(8 << 20).await;
+    let pool = pool();
+    for _ in 0..2 {
+        let resp = pool.send(get(addr), None).await.unwrap();
+        let mut body = resp.into_body();
+        let (mut got, mut frames) = (0, 0);
+        while let Some(frame) = body.frame().await {
+            got += frame.unwrap().into_data().unwrap().len();
+            frames += 1;
+        }
+        assert_eq!(got, 8 << 20);
+        // Reads grow past the first 8 KB: far fewer frames than 1,024.
+        assert!(frames < 400, "{frames} frames");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.idle_count(), 1);
 }

@@ -20,7 +20,6 @@ use bytes::BytesMut;
 use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Body;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
@@ -31,12 +30,18 @@ use crate::proxy::client::UpstreamBody;
 use crate::proxy::connector::WriteTimeout;
 
 mod body;
+mod send;
+
+use send::Sending;
 
 /// The socket: TCP, maybe TLS, with the upstream's write timeout.
 pub type Io = TokioIo<hyper_rustls::MaybeHttpsStream<WriteTimeout<TokioIo<TcpStream>>>>;
 
-/// How much room a read asks for: a typical response in one read.
+/// How much room a read asks for at first: a typical response in one read.
 const READ_SIZE: usize = 8 * 1024;
+/// The most a read asks for: a large body streams in fewer, larger reads
+/// (the room doubles each time a read fills it).
+const READ_MAX: usize = 128 * 1024;
 
 /// The response body still to read.
 enum Reading {
@@ -56,6 +61,8 @@ pub struct H1Conn {
     io: Box<Io>,
     /// Read and not yet taken: the rest of a head, body bytes.
     buf: BytesMut,
+    /// The room the next read asks for (`READ_SIZE` to `READ_MAX`).
+    read_size: usize,
     /// The request's head and body chunks on their way out.
     out: Vec<u8>,
     /// Fires at or before the current exchange's due time (made by the
@@ -92,21 +99,12 @@ pub struct Outgoing<'a> {
     pub host: Option<&'a HeaderValue>,
 }
 
-/// The request on its way out: what is left of the body, and its framing.
-struct Sending {
-    body: UpstreamBody,
-    framing: Framing,
-    /// Bytes of `out` already written.
-    written: usize,
-    /// The body has given its last frame (the last chunk is in `out`).
-    ended: bool,
-}
-
 impl H1Conn {
     pub fn new(io: Box<Io>) -> H1Conn {
         H1Conn {
             io,
             buf: BytesMut::new(),
+            read_size: READ_SIZE,
             out: Vec::new(),
             timer: None,
             body: Reading::Done,
@@ -159,36 +157,12 @@ impl H1Conn {
         let Some((written, all_out)) = self.first_write(framing) else {
             return Ok(Exchanged::Unsent(body));
         };
-        self.sending = (!all_out).then(|| {
-            Box::new(Sending {
-                body,
-                framing,
-                written,
-                ended: framing == Framing::Empty,
-            })
-        });
+        self.sending = (!all_out).then(|| Box::new(Sending::new(body, framing, written)));
         if let Some(due) = due {
             self.arm(due);
         }
         let head_request = head.parts.method == Method::HEAD;
         std::future::poll_fn(|cx| self.poll_exchange(cx, head_request, due)).await
-    }
-
-    /// Writes what goes at once of the head (a no-op waker: the exchange's
-    /// own polls take over). `None` when the connection turned out closed
-    /// before a byte went out; else the bytes written, and whether that was
-    /// the whole request.
-    fn first_write(&mut self, framing: Framing) -> Option<(usize, bool)> {
-        let mut cx = Context::from_waker(Waker::noop());
-        let written = match Pin::new(&mut *self.io).poll_write(&mut cx, &self.out) {
-            Poll::Ready(Ok(n)) if n > 0 => n,
-            Poll::Pending => 0,
-            Poll::Ready(Ok(_)) | Poll::Ready(Err(_)) => return None,
-        };
-        let all_out = framing == Framing::Empty
-            && written == self.out.len()
-            && Pin::new(&mut *self.io).poll_flush(&mut cx).is_ready();
-        Some((written, all_out))
     }
 
     fn poll_exchange(
@@ -251,66 +225,6 @@ impl H1Conn {
         }
     }
 
-    /// Writes what it can of the request (all of it is out once `sending`
-    /// is gone); an error only when that failed.
-    fn send_some(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
-        let Some(s) = &mut self.sending else {
-            return Ok(());
-        };
-        loop {
-            if s.written < self.out.len() {
-                match Pin::new(&mut *self.io).poll_write(cx, &self.out[s.written..]) {
-                    Poll::Ready(Ok(0)) => return Err(io_error(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => s.written += n,
-                    Poll::Ready(Err(e)) => return Err(io_error(e)),
-                    Poll::Pending => return Ok(()),
-                }
-                continue;
-            }
-            if s.ended {
-                // TLS may hold the last record until flushed.
-                return match Pin::new(&mut *self.io).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => {
-                        // All out: the body (the client's, with its
-                        // stats) goes now, not with the response.
-                        self.sending = None;
-                        Ok(())
-                    }
-                    Poll::Ready(Err(e)) => Err(io_error(e)),
-                    Poll::Pending => Ok(()),
-                };
-            }
-            self.out.clear();
-            s.written = 0;
-            match Pin::new(&mut s.body).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) if data.is_empty() => {}
-                    Ok(data) => {
-                        if s.framing == Framing::Chunked {
-                            encode::chunk_size(&mut self.out, data.len());
-                        }
-                        self.out.extend_from_slice(&data);
-                        if s.framing == Framing::Chunked {
-                            self.out.extend_from_slice(encode::CHUNK_END);
-                        }
-                    }
-                    // Trailers are not forwarded: fields after the body
-                    // (a Host, an Authorization) must not slip past the
-                    // checks the head went through.
-                    Err(_trailers) => {}
-                },
-                Poll::Ready(None) => {
-                    if s.framing == Framing::Chunked {
-                        self.out.extend_from_slice(encode::LAST_CHUNK);
-                    }
-                    s.ended = true;
-                }
-                Poll::Ready(Some(Err(e))) => return Err(body_error(e)),
-                Poll::Pending => return Ok(()),
-            }
-        }
-    }
-
     /// The socket after a 101, and what the upstream sent after the 101's
     /// head (the tunnel's first bytes).
     pub fn into_upgraded(self) -> (Box<Io>, BytesMut) {
@@ -318,10 +232,29 @@ impl H1Conn {
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
-            self.buf.reserve(READ_SIZE);
+        if self.buf.capacity() - self.buf.len() < self.read_size / 2 {
+            self.buf.reserve(self.read_size);
         }
-        tokio_util::io::poll_read_buf(Pin::new(&mut *self.io), cx, &mut self.buf)
+        let room = self.buf.capacity() - self.buf.len();
+        let read = tokio_util::io::poll_read_buf(Pin::new(&mut *self.io), cx, &mut self.buf);
+        if let Poll::Ready(Ok(n)) = read
+            && n == room
+        {
+            self.read_size = (self.read_size * 2).min(READ_MAX);
+        }
+        read
+    }
+
+    /// Into the pool: a buffer a large body grew is given back (an idle
+    /// connection keeps at most a typical response's room).
+    pub fn park(&mut self) {
+        if self.buf.capacity() > 2 * READ_SIZE {
+            self.buf = BytesMut::new();
+        }
+        self.read_size = READ_SIZE;
+        if self.out.capacity() > 2 * READ_SIZE {
+            self.out = Vec::new();
+        }
     }
 
     /// Makes the timer fire at or before `due`: a new one, or moved earlier
@@ -359,15 +292,6 @@ fn io_error(e: io::Error) -> Error {
     match e.kind() {
         io::ErrorKind::TimedOut => Error::UpstreamTimeout,
         _ => Error::UpstreamIo(e),
-    }
-}
-
-/// The client's body failing on its way up: its own errors (`ClientBody`:
-/// too large, stalled, broken) as they are.
-fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
-    match e.downcast::<Error>() {
-        Ok(e) => *e,
-        Err(e) => Error::BadUpstreamRequest(e.to_string()),
     }
 }
 
