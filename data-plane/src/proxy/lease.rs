@@ -1,8 +1,9 @@
 //! An upstream response's body. Over HTTP/1 it holds the connection it
 //! came on (a [`Lease`]) and reads from it in the request's own task
 //! (`h1::conn`); at the body's end the connection goes back to the pool
-//! if the exchange left it reusable. Dropped before its end, or broken, the
-//! body takes its connection with it: closed, never returned. nginx works
+//! if the exchange left it reusable. Broken, the body takes its connection
+//! with it: closed, never returned; dropped before its end (the client went
+//! away), the rest is read in a task when it is small (`h1::conn::drain`). nginx works
 //! the same way: the client's and the upstream's sockets are served by
 //! whoever waits on them, with no queue between two tasks.
 //!
@@ -19,6 +20,7 @@ use http::uri::Authority;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::Error;
+use crate::proxy::h1::conn::drain::{DRAIN_MAX, DRAIN_TIME};
 use crate::proxy::h1::conn::{H1Conn, Io};
 use crate::proxy::pool::Pool;
 
@@ -32,8 +34,40 @@ pub struct Lease {
 }
 
 impl Lease {
-    fn release(self) {
+    pub(crate) fn release(self) {
         self.pool.checkin(self.authority, self.host, self.conn);
+    }
+
+    /// The exchange was abandoned (its client went away): finished in a
+    /// task and the connection returned to the pool, if that is cheap
+    /// (`h1::conn::drain`); else the connection is closed.
+    pub(crate) fn drain(self) {
+        if !self.conn.drainable() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let mut lease = self;
+            let mut budget = DRAIN_MAX;
+            let drained = std::future::poll_fn(|cx| lease.conn.poll_drain(cx, &mut budget));
+            if let Ok(true) = tokio::time::timeout(DRAIN_TIME, drained).await {
+                lease.release();
+            }
+        });
+    }
+}
+
+/// A lease while its exchange awaits the response head: dropped there (the
+/// request's future abandoned), its connection is drained, not closed.
+pub(crate) struct Lent(pub(crate) Option<Lease>);
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(l) = self.0.take() {
+            l.drain();
+        }
     }
 }
 
@@ -80,6 +114,17 @@ impl LeasedBody {
         match &mut self.inner {
             Inner::H1(lease) => lease.take().map(|l| l.conn.into_upgraded()),
             Inner::H2(_) => None,
+        }
+    }
+}
+
+/// A body dropped before its end: its connection is drained if cheap.
+impl Drop for LeasedBody {
+    fn drop(&mut self) {
+        if let Inner::H1(lease) = &mut self.inner
+            && let Some(l) = lease.take()
+        {
+            l.drain();
         }
     }
 }

@@ -9,8 +9,9 @@
 //!   used first, so a few stay warm); a request takes one that is ready,
 //!   else opens one. The connection is lent with the response (its body, a
 //!   [`LeasedBody`], reads it: `lease`) and comes back when the response
-//!   body has been read to its end; a body dropped early, an invalid
-//!   response or an upgrade never returns it.
+//!   body has been read to its end; an invalid response or an upgrade never
+//!   returns it, and an exchange its client abandoned returns it only when
+//!   what was left of the answer was small and quick (`h1::conn::drain`).
 //! - HTTP/2: one shared connection per target, multiplexed; a new one
 //!   replaces it once it closes.
 //! - A request never written (the pooled connection closed under it) is
@@ -20,7 +21,6 @@
 //!   upstream keep-alive (60 s in nginx) would close them under us.
 
 use std::collections::HashMap;
-use std::error::Error as _;
 use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -37,7 +37,11 @@ use crate::Error;
 use crate::proxy::client::UpstreamBody;
 use crate::proxy::connector::UpstreamConnector;
 use crate::proxy::h1::conn::{Exchanged, H1Conn, Outgoing};
-use crate::proxy::lease::{Lease, LeasedBody};
+use crate::proxy::lease::{Lease, LeasedBody, Lent};
+
+mod failure;
+
+use failure::{connect_error, handshake_error, request_error};
 
 /// How long an idle connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -144,27 +148,34 @@ impl Pool {
                 ),
             };
             match sender {
-                Sender::H1(mut conn) => {
+                Sender::H1(conn) => {
                     let head = Outgoing {
                         parts,
                         path: path.as_str(),
                         host: host.as_ref(),
                     };
-                    match conn.exchange(head, body, due).await? {
-                        Exchanged::Head(parts) => {
-                            let lease = Lease {
-                                pool: self.clone(),
-                                authority: authority.clone(),
-                                host: host.unwrap_or_else(|| HeaderValue::from_static("")),
-                                conn,
-                            };
+                    // Dropped while the head is awaited, the connection is
+                    // drained (`Lent`).
+                    let mut lent = Lent(Some(Lease {
+                        pool: self.clone(),
+                        authority: authority.clone(),
+                        host: host.clone().unwrap_or_else(|| HeaderValue::from_static("")),
+                        conn,
+                    }));
+                    let exchanged = match &mut lent.0 {
+                        Some(lease) => lease.conn.exchange(head, body, due).await,
+                        None => unreachable!("set above"),
+                    };
+                    let lease = lent.0.take();
+                    match (exchanged?, lease) {
+                        (Exchanged::Head(parts), Some(lease)) => {
                             return Ok(Response::from_parts(parts, LeasedBody::h1(lease)));
                         }
                         // Never written: safe to send again, but only when
                         // the connection was a pooled one (a fresh one
                         // failing says the target is the problem).
-                        Exchanged::Unsent(unsent) if reused => body = unsent,
-                        Exchanged::Unsent(_) => return Err(Error::UpstreamClosed),
+                        (Exchanged::Unsent(unsent), _) if reused => body = unsent,
+                        _ => return Err(Error::UpstreamClosed),
                     }
                 }
                 Sender::H2(mut s) => {
@@ -349,58 +360,6 @@ fn host_header(scheme: &Scheme, authority: &Authority) -> Result<HeaderValue, Er
         _ => HeaderValue::from_str(authority.as_str()),
     }
     .map_err(|e| Error::BadUpstreamRequest(e.to_string()))
-}
-
-/// What the client gets for a connection that could not be made: 504 for
-/// a connect timeout, 502 otherwise.
-fn connect_error(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
-    // hyper-util's connector reports its connect timeout only in words.
-    if chain_timed_out(&*e, true) {
-        Error::UpstreamConnectTimeout
-    } else {
-        Error::UpstreamConnect(e)
-    }
-}
-
-fn handshake_error(e: hyper::Error) -> Error {
-    connect_error(Box::new(e))
-}
-
-/// A failed exchange: the client's body at fault (too large, stalled,
-/// malformed: the error `body::ClientBody` raised, found in hyper's), a
-/// write the target stopped taking for `write_ms` (504), or the upstream
-/// connection failing (502).
-pub fn request_error(e: hyper::Error) -> Error {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(found) = s.downcast_ref::<Error>() {
-            return match found {
-                Error::BodyTooLarge(max) => Error::BodyTooLarge(*max),
-                Error::BodyTimeout(t) => Error::BodyTimeout(*t),
-                _ => Error::ClientBody(e),
-            };
-        }
-        source = s.source();
-    }
-    if chain_timed_out(&e, false) {
-        Error::UpstreamTimeout
-    } else {
-        Error::UpstreamProtocol(e)
-    }
-}
-
-fn chain_timed_out(e: &(dyn std::error::Error + 'static), by_message: bool) -> bool {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-            || (by_message && s.to_string().contains("timed out"))
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }
 
 #[cfg(test)]

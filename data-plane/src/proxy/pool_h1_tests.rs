@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::tests::{get, pool, server};
+use super::tests::{exchange, get, pool, serve, server};
 use super::*;
 use crate::proxy::client;
 
@@ -234,4 +234,80 @@ async fn a_large_body_streams_in_growing_reads_and_its_connection_is_kept() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
     assert_eq!(pool.idle_count(), 1);
+}
+
+/// Waits (bounded) until the pool holds `n` idle connections.
+async fn idle(pool: &Arc<Pool>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.idle_count() != n {
+        assert!(
+            Instant::now() < deadline,
+            "{} idle, not {n}",
+            pool.idle_count()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_small_body_dropped_early_is_drained_and_its_connection_kept() {
+    let (addr, accepted) = server(16 * 1024).await;
+    let pool = pool();
+    let resp = pool.send(get(addr), None).await.unwrap();
+    drop(resp);
+    idle(&pool, 1).await;
+    assert_eq!(exchange(&pool, addr).await, 16 * 1024);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_exchange_abandoned_before_its_head_is_finished_and_kept() {
+    // Answers 100 ms after each request.
+    let (addr, accepted) = serve(|_| async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(Response::new(http_body_util::Full::new(
+            Bytes::from_static(b"late"),
+        )))
+    })
+    .await;
+    let pool = pool();
+    let abandoned = tokio::time::timeout(Duration::from_millis(20), pool.send(get(addr), None));
+    assert!(abandoned.await.is_err(), "answered before the client left");
+    assert_eq!(pool.idle_count(), 0);
+    idle(&pool, 1).await;
+    let resp = pool.send(get(addr), None).await.unwrap();
+    assert_eq!(body_of(resp).await.0, "late");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_abandoned_exchange_that_stays_silent_is_closed() {
+    // Reads the request, never answers, and reports when the proxy closes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut io, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        read_request(&mut io, &mut seen).await.unwrap();
+        let mut buf = [0u8; 64];
+        while io.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        let _ = closed_tx.send(Instant::now());
+    });
+    let pool = pool();
+    let left = Instant::now();
+    let abandoned = tokio::time::timeout(Duration::from_millis(20), pool.send(get(addr), None));
+    assert!(abandoned.await.is_err());
+    // The drain gives up after DRAIN_TIME and closes the connection.
+    let closed_at = tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("the connection was never closed")
+        .unwrap();
+    let drain = crate::proxy::h1::conn::drain::DRAIN_TIME;
+    assert!(
+        closed_at - left >= drain,
+        "closed after {:?}",
+        closed_at - left
+    );
+    assert_eq!(pool.idle_count(), 0);
 }

@@ -150,7 +150,7 @@ async fn bursts_above_a_few_hundred_concurrent_requests_keep_their_connections()
 }
 
 #[tokio::test]
-async fn a_body_dropped_early_retires_its_connection() {
+async fn a_large_body_dropped_early_retires_its_connection() {
     let (addr, accepted) = server(256 * 1024).await;
     let pool = pool();
     let resp = pool.send(get(addr), None).await.unwrap();

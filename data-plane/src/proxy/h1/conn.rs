@@ -30,6 +30,7 @@ use crate::proxy::client::UpstreamBody;
 use crate::proxy::connector::WriteTimeout;
 
 mod body;
+pub mod drain;
 mod send;
 
 use send::Sending;
@@ -78,6 +79,9 @@ pub struct H1Conn {
     /// Whether the next exchange may use this connection, once `body` is
     /// done and the request all out.
     keep: bool,
+    /// While a response head is awaited: whether the request was a `HEAD`
+    /// (an abandoned exchange is finished with it: `drain`).
+    awaiting: Option<bool>,
 }
 
 /// What an exchange came to.
@@ -110,6 +114,7 @@ impl H1Conn {
             body: Reading::Done,
             sending: None,
             keep: true,
+            awaiting: None,
         }
     }
 
@@ -162,6 +167,7 @@ impl H1Conn {
             self.arm(due);
         }
         let head_request = head.parts.method == Method::HEAD;
+        self.awaiting = Some(head_request);
         std::future::poll_fn(|cx| self.poll_exchange(cx, head_request, due)).await
     }
 
@@ -190,6 +196,7 @@ impl H1Conn {
                     if head.status.is_informational()
                         && head.status != StatusCode::SWITCHING_PROTOCOLS => {}
                 Ok(Some(head)) => {
+                    self.awaiting = None;
                     self.keep = head.keep_alive;
                     self.body = match head.framing {
                         _ if head.status == StatusCode::SWITCHING_PROTOCOLS => Reading::Upgraded,
