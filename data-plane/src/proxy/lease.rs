@@ -3,9 +3,9 @@
 //! (`h1::conn`); at the body's end the connection goes back to the pool
 //! if the exchange left it reusable. Broken, the body takes its connection
 //! with it: closed, never returned; dropped before its end (the client went
-//! away), the rest is read in a task when it is small (`h1::conn::drain`). nginx works
-//! the same way: the client's and the upstream's sockets are served by
-//! whoever waits on them, with no queue between two tasks.
+//! away), the rest is read in a task when it is small (`h1::conn::drain`).
+//! nginx works the same way: the client's and the upstream's sockets are
+//! served by whoever waits on them, with no queue between two tasks.
 //!
 //! Over HTTP/2 it is hyper's body as is (the connection is multiplexed and
 //! has its own task).
