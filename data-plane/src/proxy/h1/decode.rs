@@ -187,20 +187,24 @@ fn framing(status: StatusCode, http10: bool, head: bool, f: &Fields) -> Result<F
 /// values are slices of them) and whatever follows stays in `buf`.
 /// `request_was_head`: the request's method was HEAD, so there is no body.
 pub fn response_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Option<Head>, Invalid> {
-    if buf.is_empty() {
-        return Ok(None);
-    }
-    let mut fields = storage();
-    // Parsing at most MAX_HEAD bytes bounds the work redone on every read.
+    // Scanning at most MAX_HEAD bytes bounds the work redone on every read.
     let window = &buf[..buf.len().min(MAX_HEAD)];
-    let mut res = httparse::Response::new(&mut []);
-    let len = match parse(&mut res, window, &mut fields)? {
-        httparse::Status::Complete(len) => len,
-        httparse::Status::Partial if buf.len() >= MAX_HEAD => {
-            return Err(Invalid("response head too large"));
-        }
-        httparse::Status::Partial => return Ok(None),
+    let len = match head_end(window) {
+        Some(len) => len,
+        None if buf.len() >= MAX_HEAD => return Err(Invalid("response head too large")),
+        None => return Ok(None),
     };
+    // The header values are slices of the head once split off the buffer:
+    // found by a scan for its end, the head is parsed once, from its own
+    // bytes (a parse of the buffer to find the end cost as much again).
+    let block = buf.split_to(len).freeze();
+    let mut fields = storage();
+    let mut res = httparse::Response::new(&mut []);
+    match parse(&mut res, &block, &mut fields)? {
+        httparse::Status::Complete(n) if n == len => {}
+        // Not a line ending httparse reads as the end of the head (a bare CR).
+        _ => return Err(Invalid("bad line ending in response head")),
+    }
     let version = match res.version {
         Some(0) => Version::HTTP_10,
         Some(1) => Version::HTTP_11,
@@ -214,13 +218,6 @@ pub fn response_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Optio
     let persistent = !scanned.close && (scanned.keep_alive || !http10);
     // After 101 the bytes belong to another protocol; after Close, to nobody.
     let keep_alive = persistent && framing != Framing::Close && status != 101;
-    // The values are slices of the head once split off the buffer, which
-    // the parse above borrows: the head is parsed again, from its own
-    // bytes (cheaper than keeping each field's offsets).
-    let block = buf.split_to(len).freeze();
-    let mut fields = storage();
-    let mut res = httparse::Response::new(&mut []);
-    parse(&mut res, &block, &mut fields)?;
     Ok(Some(Head {
         status,
         version,
@@ -228,6 +225,34 @@ pub fn response_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Optio
         framing,
         keep_alive,
     }))
+}
+
+/// The length of the head at the front of `bytes`: up to and including
+/// its first empty line (`\r\n` or a bare `\n`, as httparse reads line
+/// endings), or `None` if that has not arrived yet. Empty lines before the
+/// status line are skipped, as httparse skips them. A line feed cannot occur
+/// inside a status line or a field, so for any head httparse accepts this is
+/// where its parse ends; for any other, the parse that follows fails.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    loop {
+        match bytes.get(start..)? {
+            [b'\n', ..] => start += 1,
+            [b'\r', b'\n', ..] => start += 2,
+            [] | [b'\r'] => return None,
+            _ => break,
+        }
+    }
+    for lf in memchr::memchr_iter(b'\n', &bytes[start..]) {
+        let lf = start + lf;
+        match bytes.get(lf + 1..)? {
+            [b'\n', ..] => return Some(lf + 2),
+            [b'\r', b'\n', ..] => return Some(lf + 3),
+            [b'\r'] => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 #[derive(Debug)]
@@ -362,3 +387,7 @@ mod tests;
 #[cfg(test)]
 #[path = "decode_chunked_tests.rs"]
 mod chunked_tests;
+
+#[cfg(test)]
+#[path = "decode_end_tests.rs"]
+mod end_tests;
