@@ -45,6 +45,15 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
     Some(i)
 }
 
+/// A `Connection` token naming a header `strip_hop_by_hop` removes anyway
+/// (one of [`HOP_BY_HOP`], removed whenever present). Not `te`: named by
+/// `Connection`, it goes even as `te: trailers`.
+fn goes_anyway(token: &[u8]) -> bool {
+    ["keep-alive", "upgrade", "proxy-connection", "trailer", "connection"]
+        .iter()
+        .any(|n| token.eq_ignore_ascii_case(n.as_bytes()))
+}
+
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -68,16 +77,26 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
     }
     // `Connection` (HOP_BY_HOP[0]) goes first: its tokens name others.
-    if present[0]
-        && let header::Entry::Occupied(e) = headers.entry(header::CONNECTION)
-    {
-        let values: Vec<HeaderValue> = e.remove_entry_mult().1.collect();
-        for v in &values {
-            for token in v.to_str().unwrap_or("").split(',').map(str::trim) {
-                // Looked up as text: no `HeaderName` built per token (an
-                // invalid name finds nothing).
-                if !token.is_empty() {
-                    headers.remove(token);
+    // Most messages name only what goes anyway (`keep-alive`, `upgrade`): the header is then removed without copying its values
+    // out and looking each token up.
+    if present[0] {
+        let names_others = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .any(|t| !t.is_empty() && !goes_anyway(t));
+        if !names_others {
+            headers.remove(header::CONNECTION);
+        } else if let header::Entry::Occupied(e) = headers.entry(header::CONNECTION) {
+            let values: Vec<HeaderValue> = e.remove_entry_mult().1.collect();
+            for v in &values {
+                for token in v.to_str().unwrap_or("").split(',').map(str::trim) {
+                    // Looked up as text: no `HeaderName` built per token (an
+                    // invalid name finds nothing).
+                    if !token.is_empty() {
+                        headers.remove(token);
+                    }
                 }
             }
         }
@@ -213,6 +232,34 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         strip_hop_by_hop(&mut h);
         assert!(h.contains_key(header::TE), "gRPC needs te: trailers");
+    }
+
+    #[test]
+    fn connection_naming_only_hop_by_hop_names_takes_them_and_nothing_else() {
+        // The quick path (no token looked up): what it names goes anyway.
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("Keep-Alive"));
+        h.append(header::CONNECTION, HeaderValue::from_static(" upgrade ,,"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("close", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["close", "te"]);
+
+        // `te` and `close` named by Connection go, as every other name.
+        for token in ["te", "close", "TE, keep-alive"] {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, HeaderValue::from_str(token).unwrap());
+            h.insert(header::TE, HeaderValue::from_static("trailers"));
+            h.insert("close", HeaderValue::from_static("1"));
+            strip_hop_by_hop(&mut h);
+            let gone = if token == "close" { "close" } else { "te" };
+            assert!(!h.contains_key(gone), "{token}: {h:?}");
+            assert_eq!(h.len(), 1, "{token}: {h:?}");
+        }
     }
 
     #[test]
