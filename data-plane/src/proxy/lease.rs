@@ -35,7 +35,7 @@ pub struct Lease {
 
 impl Lease {
     pub(crate) fn release(self) {
-        self.pool.checkin(self.authority, self.host, self.conn);
+        self.pool.checkin(&self.authority, self.host, self.conn);
     }
 
     /// The exchange was abandoned (its client went away): finished in a
