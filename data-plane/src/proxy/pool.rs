@@ -30,13 +30,14 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::client::conn::http2;
 use hyper_util::client::legacy::connect::Connection;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service;
 
 use crate::Error;
 use crate::proxy::client::UpstreamBody;
 use crate::proxy::connector::UpstreamConnector;
 use crate::proxy::h1::conn::{Exchanged, H1Conn, Outgoing};
+use crate::proxy::h1::io::Io;
 use crate::proxy::lease::{Lease, LeasedBody, Lent};
 
 mod failure;
@@ -290,7 +291,7 @@ impl Pool {
             Ok(Sender::H2(sender))
         } else {
             // No task: the requests using it drive it (`h1::conn`).
-            Ok(Sender::H1(H1Conn::new(Box::new(TokioIo::new(io)))))
+            Ok(Sender::H1(H1Conn::new(Io::new(io))))
         }
     }
 

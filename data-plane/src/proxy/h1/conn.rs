@@ -19,15 +19,12 @@ use std::task::{Context, Poll, Waker};
 use bytes::BytesMut;
 use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Body;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::decode::{self, Chunked};
 use super::encode::{self, Framing};
 use crate::Error;
 use crate::proxy::client::UpstreamBody;
-use crate::proxy::connector::WriteTimeout;
 
 mod body;
 pub mod drain;
@@ -35,8 +32,7 @@ mod send;
 
 use send::Sending;
 
-/// The socket: TCP, maybe TLS, with the upstream's write timeout.
-pub type Io = TokioIo<hyper_rustls::MaybeHttpsStream<WriteTimeout<TokioIo<TcpStream>>>>;
+pub use super::io::Io;
 
 /// How much room a read asks for at first: a typical response in one read.
 const READ_SIZE: usize = 8 * 1024;
@@ -57,9 +53,8 @@ enum Reading {
 }
 
 pub struct H1Conn {
-    /// Boxed: a TLS stream is kilobytes, and connections move (into the
-    /// pool, out of it, with their response).
-    io: Box<Io>,
+    /// The socket (a TLS one boxed inside: see `h1::io`).
+    io: Io,
     /// Read and not yet taken: the rest of a head, body bytes.
     buf: BytesMut,
     /// The room the next read asks for (`READ_SIZE` to `READ_MAX`).
@@ -104,7 +99,7 @@ pub struct Outgoing<'a> {
 }
 
 impl H1Conn {
-    pub fn new(io: Box<Io>) -> H1Conn {
+    pub fn new(io: Io) -> H1Conn {
         H1Conn {
             io,
             buf: BytesMut::new(),
@@ -234,7 +229,7 @@ impl H1Conn {
 
     /// The socket after a 101, and what the upstream sent after the 101's
     /// head (the tunnel's first bytes).
-    pub fn into_upgraded(self) -> (Box<Io>, BytesMut) {
+    pub fn into_upgraded(self) -> (Io, BytesMut) {
         (self.io, self.buf)
     }
 
@@ -243,7 +238,7 @@ impl H1Conn {
             self.buf.reserve(self.read_size);
         }
         let room = self.buf.capacity() - self.buf.len();
-        let read = tokio_util::io::poll_read_buf(Pin::new(&mut *self.io), cx, &mut self.buf);
+        let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf);
         if let Poll::Ready(Ok(n)) = read
             && n == room
         {
