@@ -110,7 +110,7 @@ impl LeasedBody {
     /// After a 101: the upstream's socket and the bytes it already sent
     /// past the 101's head, for the tunnel. The connection stops being the
     /// pool's.
-    pub fn upgraded(&mut self) -> Option<(Io, BytesMut)> {
+    pub fn upgraded(&mut self) -> Option<(Box<Io>, BytesMut)> {
         match &mut self.inner {
             Inner::H1(lease) => lease.take().map(|l| l.conn.into_upgraded()),
             Inner::H2(_) => None,

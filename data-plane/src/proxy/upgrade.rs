@@ -56,7 +56,7 @@ pub fn set_headers(headers: &mut HeaderMap, upgrade: HeaderValue) {
 pub fn switch<B>(
     mut resp: Response<B>,
     client: OnUpgrade,
-    upstream: (Io, BytesMut),
+    upstream: (Box<Io>, BytesMut),
     hold: Option<Arc<ConnectionHold>>,
 ) -> Result<Response<B>, Error> {
     debug_assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
@@ -87,7 +87,7 @@ pub fn switch<B>(
 /// after its 101 (`early`) goes to the client first.
 async fn splice(
     client: OnUpgrade,
-    (mut upstream, early): (Io, BytesMut),
+    (mut upstream, early): (Box<Io>, BytesMut),
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
     let mut client = match client.await {

@@ -53,8 +53,8 @@ enum Reading {
 }
 
 pub struct H1Conn {
-    /// The socket (a TLS one boxed inside: see `h1::io`).
-    io: Io,
+    /// The socket, boxed (see `h1::io`).
+    io: Box<Io>,
     /// Read and not yet taken: the rest of a head, body bytes.
     buf: BytesMut,
     /// The room the next read asks for (`READ_SIZE` to `READ_MAX`).
@@ -99,7 +99,7 @@ pub struct Outgoing<'a> {
 }
 
 impl H1Conn {
-    pub fn new(io: Io) -> H1Conn {
+    pub fn new(io: Box<Io>) -> H1Conn {
         H1Conn {
             io,
             buf: BytesMut::new(),
@@ -229,7 +229,7 @@ impl H1Conn {
 
     /// The socket after a 101, and what the upstream sent after the 101's
     /// head (the tunnel's first bytes).
-    pub fn into_upgraded(self) -> (Io, BytesMut) {
+    pub fn into_upgraded(self) -> (Box<Io>, BytesMut) {
         (self.io, self.buf)
     }
 
@@ -238,7 +238,7 @@ impl H1Conn {
             self.buf.reserve(self.read_size);
         }
         let room = self.buf.capacity() - self.buf.len();
-        let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf);
+        let read = tokio_util::io::poll_read_buf(Pin::new(&mut *self.io), cx, &mut self.buf);
         if let Poll::Ready(Ok(n)) = read
             && n == room
         {

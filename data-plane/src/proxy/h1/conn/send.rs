@@ -54,14 +54,14 @@ impl H1Conn {
     /// the whole request.
     pub(super) fn first_write(&mut self, framing: Framing) -> Option<(usize, bool)> {
         let mut cx = Context::from_waker(Waker::noop());
-        let written = match Pin::new(&mut self.io).poll_write(&mut cx, &self.out) {
+        let written = match Pin::new(&mut *self.io).poll_write(&mut cx, &self.out) {
             Poll::Ready(Ok(n)) if n > 0 => n,
             Poll::Pending => 0,
             Poll::Ready(Ok(_)) | Poll::Ready(Err(_)) => return None,
         };
         let all_out = framing == Framing::Empty
             && written == self.out.len()
-            && Pin::new(&mut self.io).poll_flush(&mut cx).is_ready();
+            && Pin::new(&mut *self.io).poll_flush(&mut cx).is_ready();
         Some((written, all_out))
     }
 
@@ -96,7 +96,7 @@ impl H1Conn {
             }
             if s.ended {
                 // TLS may hold the last record until flushed.
-                return match Pin::new(&mut self.io).poll_flush(cx) {
+                return match Pin::new(&mut *self.io).poll_flush(cx) {
                     Poll::Ready(Ok(())) => {
                         // All out: the body (the client's, with its
                         // stats) goes now, not with the response.
