@@ -38,6 +38,8 @@ DATA_PLANE_CMD=() # `$TURNPIKE data-plane` (resolve_turnpike), or resolve_data_p
 PROXY_CPU=""
 H2_STREAMS=${H2_STREAMS:-1}
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+PORT_WAIT=15    # seconds a started proxy gets to open its ports (more under valgrind)
+CALLGRIND_CMD=()
 
 # ---------------------------------------------------------------- basics
 
@@ -480,6 +482,7 @@ write_nginx_conf() {
     if ((EUID == 0)); then echo "user root;"; fi
     cat <<EOF
 worker_processes 1;
+${NGINX_MAIN_EXTRA:-}
 # Each proxied connection takes two descriptors; a 1024 soft limit would cap
 # the worker below worker_connections.
 worker_rlimit_nofile 8192;
@@ -515,7 +518,7 @@ start_nginx() {
   nginx -t -q -e "$WORK/$name-error.log" -c "$WORK/$name.conf" -p "$WORK/$name" \
     >"$WORK/$name-test.out" 2>&1 || die "nginx rejected $WORK/$name.conf: $(cat "$WORK/$name-test.out")"
   start "$name" "$@" nginx -e "$WORK/$name-error.log" -c "$WORK/$name.conf" -p "$WORK/$name"
-  wait_until "$name on port $port" 15 port_open "$port"
+  wait_until "$name on port $port" "$PORT_WAIT" port_open "$port"
 }
 
 # ---------------------------------------------------------------- load
@@ -677,13 +680,8 @@ rotation() { # rotation ROUND TARGET...
 start_callgrind_data_plane() {
   local name=$1 proxy_port=$2 status_port=$3
   shift 3
-  mkdir -p "$WORK/callgrind-$name"
-  # Uncompressed names: each dump is kept alone (callgrind_batch), and a
-  # compressed one names functions by ids defined in an earlier dump, which
-  # callgrind_annotate then cannot resolve.
-  start "$name" "${PIN_PROXY[@]}" valgrind --tool=callgrind \
-    --compress-strings=no \
-    --callgrind-out-file="$WORK/callgrind-$name/callgrind.out" \
+  callgrind_prefix "$name"
+  start "$name" "${PIN_PROXY[@]}" "${CALLGRIND_CMD[@]}" \
     "${DATA_PLANE_CMD[@]}" \
     --control-plane "http://127.0.0.1:$CLUSTER_PORT" \
     --proxy-listen "127.0.0.1:$proxy_port" \
@@ -693,6 +691,18 @@ start_callgrind_data_plane() {
   # valgrind starts slowly.
   wait_until "$name's status port (under valgrind)" 120 port_open "$status_port"
   wait_until "$name's proxy port (under valgrind)" 60 port_open "$proxy_port"
+}
+
+# callgrind_prefix NAME: sets CALLGRIND_CMD to the valgrind command line
+# that runs process NAME under callgrind, its dumps in $WORK/callgrind-NAME/
+# (what callgrind_batch and callgrind_dump read).
+callgrind_prefix() {
+  mkdir -p "$WORK/callgrind-$1"
+  # Uncompressed names: each dump is kept alone (callgrind_batch), and a
+  # compressed one names functions by ids defined in an earlier dump, which
+  # callgrind_annotate then cannot resolve.
+  CALLGRIND_CMD=(valgrind --tool=callgrind --compress-strings=no
+    "--callgrind-out-file=$WORK/callgrind-$1/callgrind.out")
 }
 
 # send_requests URL N BODY [HEADER...]: N sequential GETs on one keep-alive

@@ -68,6 +68,16 @@
 #                             bench/code-order.sh. Regenerate after a change
 #                             of crate versions, profile or toolchain: the
 #                             symbols' hashes change with them.
+#   bench/proxy.sh --callgrind    no load: instructions a request instead,
+#                             turnpike, nginx and HAProxy each under
+#                             callgrind (nginx with master_process off),
+#                             through the same start, config and checks;
+#                             REQUESTS=2000 sequential keep-alive requests
+#                             each after 200 of warm-up, counters zeroed
+#                             before and dumped after. Counts, not time:
+#                             blind to the kernel (system calls), caches and
+#                             the machine's load, so the same on any run.
+#                             With --smoke: 20 requests, debug build.
 #
 # Settings (environment):
 #   DURATION=10s   length of each measured run (seconds; "s" optional)
@@ -115,6 +125,7 @@ ORIGINAL_ARGS=("$@")
 
 SMOKE=${BENCH_SMOKE:-0}
 CODE_ORDER=0
+CALLGRIND=0
 FLAG_MODES=()
 for arg in "$@"; do
   case "$arg" in
@@ -123,6 +134,7 @@ for arg in "$@"; do
     --h2) FLAG_MODES+=(h2) ;;
     --h2c) FLAG_MODES+=(h2c) ;;
     --code-order) CODE_ORDER=1 ;;
+    --callgrind) CALLGRIND=1 ;;
     -h | --help)
       usage "${BASH_SOURCE[0]}"
       exit 0
@@ -205,7 +217,8 @@ EOF
 start_turnpike_data_plane() {
   local how=start_data_plane
   # --code-order: mangled names, as the linker's ordering file needs them.
-  ((CODE_ORDER)) && how=start_callgrind_data_plane && export VALGRIND_OPTS="--demangle=no"
+  ((CODE_ORDER || CALLGRIND)) && how=start_callgrind_data_plane
+  ((CODE_ORDER)) && export VALGRIND_OPTS="--demangle=no"
   "$how" data-plane "$PROXY_PORT" "$STATUS_PORT" \
     --proxy-tls-listen "127.0.0.1:$PROXY_TLS_PORT" \
     --worker-threads 1
@@ -236,7 +249,13 @@ print(json.dumps({"cert": open(sys.argv[1]).read(), "key": open(sys.argv[2]).rea
 }
 
 start_nginx_proxy() {
-  write_nginx_conf nginx <<EOF
+  local prefix=("${PIN_PROXY[@]}")
+  if ((CALLGRIND)); then
+    # One process: callgrind then counts the worker that serves.
+    callgrind_prefix nginx
+    prefix+=("${CALLGRIND_CMD[@]}")
+  fi
+  NGINX_MAIN_EXTRA=$( ((CALLGRIND)) && echo "master_process off;") write_nginx_conf nginx <<EOF
   upstream origin {
     server 127.0.0.1:$ORIGIN_PORT;
     keepalive 256;
@@ -263,8 +282,8 @@ start_nginx_proxy() {
     }
   }
 EOF
-  start_nginx nginx "$NGINX_PORT" "${PIN_PROXY[@]}"
-  wait_until "nginx on port $NGINX_TLS_PORT" 15 port_open "$NGINX_TLS_PORT"
+  start_nginx nginx "$NGINX_PORT" "${prefix[@]}"
+  wait_until "nginx on port $NGINX_TLS_PORT" "$PORT_WAIT" port_open "$NGINX_TLS_PORT"
 }
 
 # HAProxy in the foreground (-db: no daemon, no master process), one thread,
@@ -298,9 +317,14 @@ backend origin
 EOF
   haproxy -c -q -f "$WORK/haproxy.cfg" >"$WORK/haproxy-check.out" 2>&1 ||
     die "haproxy rejected $WORK/haproxy.cfg: $(cat "$WORK/haproxy-check.out")"
-  start haproxy "${PIN_PROXY[@]}" haproxy -db -f "$WORK/haproxy.cfg"
-  wait_until "haproxy on port $HAPROXY_PORT" 15 port_open "$HAPROXY_PORT"
-  wait_until "haproxy on port $HAPROXY_TLS_PORT" 15 port_open "$HAPROXY_TLS_PORT"
+  local prefix=("${PIN_PROXY[@]}")
+  if ((CALLGRIND)); then
+    callgrind_prefix haproxy
+    prefix+=("${CALLGRIND_CMD[@]}")
+  fi
+  start haproxy "${prefix[@]}" haproxy -db -f "$WORK/haproxy.cfg"
+  wait_until "haproxy on port $HAPROXY_PORT" "$PORT_WAIT" port_open "$HAPROXY_PORT"
+  wait_until "haproxy on port $HAPROXY_TLS_PORT" "$PORT_WAIT" port_open "$HAPROXY_TLS_PORT"
 }
 
 # record_memory PHASE: "PHASE TARGET rss_kb peak_kb" per proxy into
@@ -388,6 +412,47 @@ check_targets() {
       die "lb-$alg: request to $(target_url http "lb-$alg") failed"
     [[ "$body" == ok ]] || die "lb-$alg: unexpected answer: $body"
   done
+}
+
+# --callgrind: per proxy, warm-up requests, then REQUESTS sequential ones
+# between a zeroing and a dump of its counters (callgrind_batch); the
+# report gives instructions a request and the ratio to nginx's.
+count_instructions() {
+  local n=${REQUESTS:-2000} warm=200 t name url
+  if ((SMOKE)); then n=20 warm=5; fi
+  : >"$WORK/instructions.txt"
+  for t in turnpike nginx haproxy; do
+    case $t in turnpike) name=data-plane ;; *) name=$t ;; esac
+    url=$(target_url http "$t")
+    log "callgrind: $t, $warm requests of warm-up, then $n counted"
+    send_requests "$url" "$warm" ok
+    callgrind_batch "$name" requests "$url" "$n" ok
+    echo "$t $CG_IR" >>"$WORK/instructions.txt"
+  done
+  {
+    cat <<EOF
+# Proxy instructions a request under callgrind$( ((SMOKE)) && echo " (smoke mode: not a measurement)")
+
+- command: \`$( ((SMOKE)) || echo "REQUESTS=$n ")bench/proxy.sh --callgrind$( ((SMOKE)) && echo " --smoke")\`
+- what: each proxy under \`valgrind --tool=callgrind\` ($(valgrind --version)), one worker (turnpike \`--worker-threads 1\`, nginx \`worker_processes 1\` with \`master_process off\`, HAProxy \`nbthread 1\`), the configs of the load runs (the same forwarding headers; the origin nginx outside valgrind); $warm requests of warm-up, then $n sequential GETs on one keep-alive connection (Python's http.client) between a zeroing and a dump of the counters. Instructions (Ir) of the whole process. User space only: system calls, cache misses and the kernel's share of the CPU are not in it
+- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); $(machine_note)
+- turnpike: commit $(commit_note), \`${DATA_PLANE_CMD[*]}\` ($PROFILE_NOTE); nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'); haproxy: $(haproxy -v | awk 'NR == 1 { print $3 }')
+
+| proxy | instructions a request | against nginx |
+|---|---:|---:|
+EOF
+    python3 - "$WORK/instructions.txt" "$n" <<'EOF'
+import sys
+n = int(sys.argv[2])
+ir = dict((t, int(v)) for t, v in (line.split() for line in open(sys.argv[1])))
+for t in ("turnpike", "nginx", "haproxy"):
+    print(f"| {t} | {ir[t] // n:,} | {ir[t] / ir['nginx']:.2f}x |")
+EOF
+  } >"$WORK/report.md"
+  echo
+  cat "$WORK/report.md"
+  save_report proxy-callgrind
+  save_callgrind_dumps proxy
 }
 
 # How much of cli/code-order.txt the data plane's binary still has, as
@@ -762,9 +827,10 @@ main() {
   ensure_command haproxy haproxy
   ensure_command wrk wrk
   if [[ " $MODES " == *" h2"* ]]; then ensure_command h2load nghttp2-client; fi
-  if ((CODE_ORDER)); then
+  if ((CODE_ORDER || CALLGRIND)); then
     ensure_command valgrind valgrind
     ensure_command nm binutils
+    PORT_WAIT=120 # valgrind starts slowly
   fi
   resolve_turnpike
   resolve_data_plane_bin
@@ -796,6 +862,10 @@ main() {
   log "haproxy on :$HAPROXY_PORT, TLS :$HAPROXY_TLS_PORT, h2c :$HAPROXY_H2C_PORT"
   start_haproxy
   check_targets
+  if ((CALLGRIND)); then
+    count_instructions
+    return 0
+  fi
   AFFINITY=$(affinity_note data-plane nginx haproxy origin)
   record_memory idle
   if ((CODE_ORDER)); then
