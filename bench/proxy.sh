@@ -78,6 +78,13 @@
 #                             blind to the kernel (system calls), caches and
 #                             the machine's load, so the same on any run.
 #                             With --smoke: 20 requests, debug build.
+#   bench/proxy.sh --syscalls     system calls a request instead: per proxy
+#                             a warm-up, then a SYSCALL_DURATION=5s load at
+#                             c50 (wrk) with `strace -c` attached to the
+#                             process that serves (nginx: its worker). The
+#                             counts are what the proxy asked of the kernel,
+#                             the part of its CPU time callgrind cannot see;
+#                             strace slows the proxy, not the counts.
 #
 # Settings (environment):
 #   DURATION=10s   length of each measured run (seconds; "s" optional)
@@ -126,6 +133,7 @@ ORIGINAL_ARGS=("$@")
 SMOKE=${BENCH_SMOKE:-0}
 CODE_ORDER=0
 CALLGRIND=0
+SYSCALLS=0
 FLAG_MODES=()
 for arg in "$@"; do
   case "$arg" in
@@ -135,6 +143,7 @@ for arg in "$@"; do
     --h2c) FLAG_MODES+=(h2c) ;;
     --code-order) CODE_ORDER=1 ;;
     --callgrind) CALLGRIND=1 ;;
+    --syscalls) SYSCALLS=1 ;;
     -h | --help)
       usage "${BASH_SOURCE[0]}"
       exit 0
@@ -454,6 +463,71 @@ EOF
   save_report proxy-callgrind
   save_callgrind_dumps proxy
 }
+
+# --syscalls: per proxy, a warm-up load, then SYSCALL_DURATION seconds at
+# c50 with `strace -c -f` attached to the process that serves; the report
+# gives system calls a request (wrk's requests over the run), by call.
+count_syscalls() {
+  local secs=${SYSCALL_DURATION:-5} t pid url strace_pid
+  secs=${secs%s}
+  if ((SMOKE)); then secs=1; fi
+  : >"$WORK/syscalls.txt"
+  for t in turnpike nginx haproxy; do
+    pid=$(proxy_pid "$t")
+    # nginx's master only watches its worker.
+    [[ "$t" == nginx ]] && pid=$(pgrep -P "$pid" | head -n 1)
+    url=$(target_url http "$t")
+    log "syscalls: $t (pid $pid), a warm-up, then ${secs}s at c50 under strace"
+    run_load http "$WORK/syscalls-warmup-$t.txt" 1 "$url" 50
+    strace -c -f -q -o "$WORK/strace-$t.txt" -p "$pid" 2>"$WORK/strace-$t.err" &
+    strace_pid=$!
+    HELPER_PIDS+=("$strace_pid")
+    wait_until "strace attached to $t" 10 traced "$pid"
+    run_load http "$WORK/syscalls-$t.txt" "$secs" "$url" 50
+    kill -INT "$strace_pid"
+    wait "$strace_pid" || true # strace exits with the signal's status
+    echo "$t $(parse_wrk "$WORK/syscalls-$t.txt" | awk '{ print $4 }') $WORK/strace-$t.txt" >>"$WORK/syscalls.txt"
+  done
+  {
+    cat <<EOF
+# Proxy system calls a request under strace$( ((SMOKE)) && echo " (smoke mode: not a measurement)")
+
+- command: \`$( ((SMOKE)) || echo "SYSCALL_DURATION=${secs}s ")bench/proxy.sh --syscalls$( ((SMOKE)) && echo " --smoke")\`
+- what: per proxy, a 1 s warm-up, then ${secs} s of wrk at 50 connections (keep-alive) with \`strace -c -f\` ($(strace -V | head -n 1)) attached to the process that serves (turnpike's data plane, \`--worker-threads 1\`; nginx's worker; HAProxy, \`nbthread 1\`); calls of all its threads over wrk's requests of that run. The configs of the load runs
+- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); $(machine_note)
+- turnpike: commit $(commit_note), \`${DATA_PLANE_CMD[*]}\` ($PROFILE_NOTE); nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'); haproxy: $(haproxy -v | awk 'NR == 1 { print $3 }')
+
+EOF
+    python3 - "$WORK/syscalls.txt" <<'EOF'
+import sys
+rows, names = {}, set()
+for line in open(sys.argv[1]):
+    target, requests, path = line.split()
+    calls = {}
+    for row in open(path):
+        cols = row.split()
+        # "% time seconds usecs/call calls [errors] syscall"
+        if len(cols) >= 5 and cols[3].isdigit() and cols[-1] != "total":
+            calls[cols[-1]] = int(cols[3])
+    if int(requests) == 0:
+        sys.exit(f"{target}: no requests under strace")
+    rows[target] = {k: v / int(requests) for k, v in calls.items()}
+    names |= {k for k, v in rows[target].items() if v >= 0.01}
+targets = list(rows)
+print("| system call | " + " | ".join(targets) + " |")
+print("|---|" + "---:|" * len(targets))
+for name in sorted(names, key=lambda n: -max(r.get(n, 0) for r in rows.values())):
+    print(f"| {name} | " + " | ".join(f"{rows[t].get(name, 0):.2f}" for t in targets) + " |")
+print("| **all** | " + " | ".join(f"**{sum(rows[t].values()):.2f}**" for t in targets) + " |")
+EOF
+  } >"$WORK/report.md"
+  echo
+  cat "$WORK/report.md"
+  save_report proxy-syscalls
+}
+
+# True once a tracer (strace) is attached to process $1.
+traced() { awk '$1 == "TracerPid:" { found = $2 > 0 } END { exit !found }' "/proc/$1/status"; }
 
 # How much of cli/code-order.txt the data plane's binary still has, as
 # "N of M functions": the order is made for one build (symbol hashes
@@ -832,6 +906,7 @@ main() {
     ensure_command nm binutils
     PORT_WAIT=120 # valgrind starts slowly
   fi
+  ((SYSCALLS)) && ensure_command strace strace
   resolve_turnpike
   resolve_data_plane_bin
   choose_pinning
@@ -864,6 +939,9 @@ main() {
   check_targets
   if ((CALLGRIND)); then
     count_instructions
+    return 0
+  elif ((SYSCALLS)); then
+    count_syscalls
     return 0
   fi
   AFFINITY=$(affinity_note data-plane nginx haproxy origin)
