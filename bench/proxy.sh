@@ -85,6 +85,15 @@
 #                             counts are what the proxy asked of the kernel,
 #                             the part of its CPU time callgrind cannot see;
 #                             strace slows the proxy, not the counts.
+#   bench/proxy.sh --perf         where the CPU time goes instead: the same
+#                             runs with `perf record -e cpu-clock -g` (a
+#                             software clock: VMs often have no hardware
+#                             counters) at PERF_CONCURRENCY=200; per proxy
+#                             its CPU time a request, the kernel's share,
+#                             the share spent waking the reader of what it
+#                             sent (sock_def_readable: over loopback the
+#                             receiver's side runs in the sender's system
+#                             call), and its hottest functions.
 #
 # Settings (environment):
 #   DURATION=10s   length of each measured run (seconds; "s" optional)
@@ -134,6 +143,7 @@ SMOKE=${BENCH_SMOKE:-0}
 CODE_ORDER=0
 CALLGRIND=0
 SYSCALLS=0
+PERF=0
 FLAG_MODES=()
 for arg in "$@"; do
   case "$arg" in
@@ -144,6 +154,7 @@ for arg in "$@"; do
     --code-order) CODE_ORDER=1 ;;
     --callgrind) CALLGRIND=1 ;;
     --syscalls) SYSCALLS=1 ;;
+    --perf) PERF=1 ;;
     -h | --help)
       usage "${BASH_SOURCE[0]}"
       exit 0
@@ -468,26 +479,10 @@ EOF
 # c50 with `strace -c -f` attached to the process that serves; the report
 # gives system calls a request (wrk's requests over the run), by call.
 count_syscalls() {
-  local secs=${SYSCALL_DURATION:-5} t pid url strace_pid
+  local secs=${SYSCALL_DURATION:-5}
   secs=${secs%s}
   if ((SMOKE)); then secs=1; fi
-  : >"$WORK/syscalls.txt"
-  for t in turnpike nginx haproxy; do
-    pid=$(proxy_pid "$t")
-    # nginx's master only watches its worker.
-    [[ "$t" == nginx ]] && pid=$(pgrep -P "$pid" | head -n 1)
-    url=$(target_url http "$t")
-    log "syscalls: $t (pid $pid), a warm-up, then ${secs}s at c50 under strace"
-    run_load http "$WORK/syscalls-warmup-$t.txt" 1 "$url" 50
-    strace -c -f -q -o "$WORK/strace-$t.txt" -p "$pid" 2>"$WORK/strace-$t.err" &
-    strace_pid=$!
-    HELPER_PIDS+=("$strace_pid")
-    wait_until "strace attached to $t" 10 traced "$pid"
-    run_load http "$WORK/syscalls-$t.txt" "$secs" "$url" 50
-    kill -INT "$strace_pid"
-    wait "$strace_pid" || true # strace exits with the signal's status
-    echo "$t $(parse_wrk "$WORK/syscalls-$t.txt" | awk '{ print $4 }') $WORK/strace-$t.txt" >>"$WORK/syscalls.txt"
-  done
+  traced_runs strace "$secs" 50 >"$WORK/syscalls.txt"
   {
     cat <<EOF
 # Proxy system calls a request under strace$( ((SMOKE)) && echo " (smoke mode: not a measurement)")
@@ -502,7 +497,7 @@ EOF
 import sys
 rows, names = {}, set()
 for line in open(sys.argv[1]):
-    target, requests, path = line.split()
+    target, requests, _ticks, path = line.split()
     calls = {}
     for row in open(path):
         cols = row.split()
@@ -524,6 +519,96 @@ EOF
   echo
   cat "$WORK/report.md"
   save_report proxy-syscalls
+}
+
+# traced_runs TOOL SECONDS CONCURRENCY: per proxy, a 1 s warm-up, then a
+# load of SECONDS with TOOL (strace or perf) attached to the process that
+# serves; prints "target requests cpu_ticks output" a line.
+traced_runs() {
+  local tool=$1 secs=$2 conc=$3 t pid url tracer out before after
+  for t in turnpike nginx haproxy; do
+    pid=$(proxy_pid "$t")
+    # nginx's master only watches its worker.
+    [[ "$t" == nginx ]] && pid=$(pgrep -P "$pid" | head -n 1)
+    url=$(target_url http "$t")
+    log "$tool: $t (pid $pid), a warm-up, then ${secs}s at c$conc"
+    run_load http "$WORK/$tool-warmup-$t.txt" 1 "$url" "$conc"
+    out=$WORK/$tool-$t.out
+    case $tool in
+      strace) strace -c -f -q -o "$out" -p "$pid" 2>"$out.err" & ;;
+      perf) perf record -q -F 999 -e cpu-clock -g -o "$out" -p "$pid" 2>"$out.err" & ;;
+    esac
+    tracer=$!
+    HELPER_PIDS+=("$tracer")
+    case $tool in
+      strace) wait_until "strace attached to $t" 10 traced "$pid" ;;
+      perf) wait_until "perf recording $t" 10 test -s "$out" ;;
+    esac
+    before=$(proc_cpu_ticks "$pid")
+    run_load http "$WORK/$tool-$t.txt" "$secs" "$url" "$conc"
+    after=$(proc_cpu_ticks "$pid")
+    kill -INT "$tracer"
+    wait "$tracer" || true # the tracer exits with the signal's status
+    echo "$t $(parse_wrk "$WORK/$tool-$t.txt" | awk '{ print $4 }') $((after - before)) $out"
+  done
+}
+
+# --perf: the runs of traced_runs under perf at PERF_CONCURRENCY (200);
+# per proxy its CPU time a request, the kernel's share, the share of
+# sock_def_readable (children included) and its hottest functions.
+profile_cpu() {
+  local secs=${PERF_DURATION:-6} conc=${PERF_CONCURRENCY:-200}
+  secs=${secs%s}
+  if ((SMOKE)); then secs=1 conc=4; fi
+  traced_runs perf "$secs" "$conc" >"$WORK/perf.txt"
+  local t requests ticks out
+  while read -r t requests ticks out; do
+    perf report -i "$out" --no-children --sort dso -g none -q --percent-limit 0 >"$out.dso" 2>/dev/null
+    perf report -i "$out" --children --sort sym -g none -q --percent-limit 0 >"$out.children" 2>/dev/null
+    perf report -i "$out" --no-children --sort sym -g none -q --percent-limit 0 >"$out.self" 2>/dev/null
+  done <"$WORK/perf.txt"
+  {
+    cat <<EOF
+# Proxy CPU profile under perf$( ((SMOKE)) && echo " (smoke mode: not a measurement)")
+
+- command: \`$( ((SMOKE)) || echo "PERF_CONCURRENCY=$conc PERF_DURATION=${secs}s ")bench/proxy.sh --perf$( ((SMOKE)) && echo " --smoke")\`
+- what: per proxy, a 1 s warm-up, then ${secs} s of wrk at $conc connections (keep-alive) with \`perf record -F 999 -e cpu-clock -g\` ($(perf version)) attached to the process that serves (turnpike's data plane, \`--worker-threads 1\`; nginx's worker; HAProxy, \`nbthread 1\`), proxies pinned as in the load runs. CPU time: utime + stime of that process over the run (/proc, CLK_TCK $CLK_TCK) over wrk's requests. Shares: of the samples (a software clock: where interrupts are off, samples land where they are turned back on, so a spin-unlock stands for the section it closes). "waking readers": \`sock_def_readable\` with what it calls: over loopback the receiving socket's side of a send runs in the sender's system call, so waking the load tool or the origin is charged to the proxy
+- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); $(machine_note)
+- turnpike: commit $(commit_note), \`${DATA_PLANE_CMD[*]}\` ($PROFILE_NOTE); nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'); haproxy: $(haproxy -v | awk 'NR == 1 { print $3 }')
+
+EOF
+    python3 - "$WORK/perf.txt" "$CLK_TCK" <<'EOF'
+import re, sys
+rows = [line.split() for line in open(sys.argv[1])]
+tck = int(sys.argv[2])
+def pct(path, pattern):
+    total = 0.0
+    for line in open(path):
+        m = re.match(r"\s*([\d.]+)%(?:\s+([\d.]+)%)?\s+(.*)$", line)
+        if m and re.search(pattern, m.group(3)):
+            total += float(m.group(1))
+    return total
+print("| proxy | CPU a request | user | kernel | waking readers (sock_def_readable) |")
+print("|---|---:|---:|---:|---:|")
+tops = {}
+for t, requests, ticks, out in rows:
+    us = int(ticks) / tck / max(int(requests), 1) * 1e6
+    kernel = pct(out + ".dso", r"\[kernel")
+    wake = pct(out + ".children", r"\] sock_def_readable$")
+    print(f"| {t} | {us:.1f} µs | {us * (100 - kernel) / 100:.1f} µs ({100 - kernel:.0f}%) "
+          f"| {us * kernel / 100:.1f} µs ({kernel:.0f}%) | {us * wake / 100:.1f} µs ({wake:.0f}%) |")
+    tops[t] = []
+    for line in open(out + ".self"):
+        m = re.match(r"\s*([\d.]+)%\s+\[(.)\]\s+(.*)$", line)
+        if m and len(tops[t]) < 10:
+            tops[t].append(f"{m.group(1)}% {'kernel' if m.group(2) == 'k' else 'user'} `{m.group(3)[:90]}`")
+for t, top in tops.items():
+    print(f"\n{t}, hottest functions (self): " + "; ".join(top))
+EOF
+  } >"$WORK/report.md"
+  echo
+  cat "$WORK/report.md"
+  save_report proxy-perf
 }
 
 # True once a tracer (strace) is attached to process $1.
@@ -907,6 +992,7 @@ main() {
     PORT_WAIT=120 # valgrind starts slowly
   fi
   ((SYSCALLS)) && ensure_command strace strace
+  ((PERF)) && ensure_command perf linux-perf
   resolve_turnpike
   resolve_data_plane_bin
   choose_pinning
@@ -942,6 +1028,9 @@ main() {
     return 0
   elif ((SYSCALLS)); then
     count_syscalls
+    return 0
+  elif ((PERF)); then
+    profile_cpu
     return 0
   fi
   AFFINITY=$(affinity_note data-plane nginx haproxy origin)
