@@ -72,15 +72,25 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// The data plane's runtime: `workers` threads (one per core by default).
+/// One worker is tokio's current-thread scheduler, on the thread that runs
+/// the data plane: the multi-thread one with a single worker kept its
+/// work-stealing bookkeeping (clock reads and a poll-time average around
+/// every batch of tasks, a park and unpark through its condition variable)
+/// for no second thread to steal, and ran the main future on a thread of
+/// its own.
 pub fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.enable_all();
-    if let Some(n) = workers {
-        if n == 0 {
-            return Err(UsageError("--worker-threads must be at least 1".into()).into());
+    let mut b = match workers {
+        Some(0) => return Err(UsageError("--worker-threads must be at least 1".into()).into()),
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
         }
-        b.worker_threads(n);
-    }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    b.enable_all();
     Ok(b.build()?)
 }
 

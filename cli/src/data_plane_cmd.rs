@@ -54,7 +54,8 @@ pub struct DataPlaneArgs {
     /// PEM private key of that certificate.
     #[arg(long, env = "TURNPIKE_CLUSTER_TLS_KEY", requires = "cluster_tls_cert")]
     cluster_tls_key: Option<PathBuf>,
-    /// Threads of the proxy's runtime; one per core by default.
+    /// Threads of the proxy's runtime; one per core by default. With 1,
+    /// everything runs on the main thread (a current-thread runtime).
     #[arg(long, env = "TURNPIKE_WORKER_THREADS")]
     worker_threads: Option<usize>,
     /// Open client connections per proxy listener; past it, new ones get a
