@@ -49,9 +49,15 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
 /// (one of [`HOP_BY_HOP`], removed whenever present). Not `te`: named by
 /// `Connection`, it goes even as `te: trailers`.
 fn goes_anyway(token: &[u8]) -> bool {
-    ["keep-alive", "upgrade", "proxy-connection", "trailer", "connection"]
-        .iter()
-        .any(|n| token.eq_ignore_ascii_case(n.as_bytes()))
+    [
+        "keep-alive",
+        "upgrade",
+        "proxy-connection",
+        "trailer",
+        "connection",
+    ]
+    .iter()
+    .any(|n| token.eq_ignore_ascii_case(n.as_bytes()))
 }
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

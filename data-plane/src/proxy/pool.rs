@@ -236,7 +236,10 @@ impl Pool {
             if idle.conn.usable() {
                 return Ok((Some(Sender::H1(idle.conn)), Some(host)));
             }
-            candidate = self.slots().get_mut(authority.as_str()).and_then(|s| s.h1.pop());
+            candidate = self
+                .slots()
+                .get_mut(authority.as_str())
+                .and_then(|s| s.h1.pop());
         }
         Ok((None, Some(host)))
     }
