@@ -189,10 +189,16 @@ fn framing(status: StatusCode, http10: bool, head: bool, f: &Fields) -> Result<F
 pub fn response_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Option<Head>, Invalid> {
     // Scanning at most MAX_HEAD bytes bounds the work redone on every read.
     let window = &buf[..buf.len().min(MAX_HEAD)];
-    let len = match head_end(window) {
-        Some(len) => len,
-        None if buf.len() >= MAX_HEAD => return Err(Invalid("response head too large")),
-        None => return Ok(None),
+    let Some(len) = head_end(window) else {
+        if buf.len() >= MAX_HEAD {
+            return Err(Invalid("response head too large"));
+        }
+        // Incomplete (rare: a head split over reads). What has come is
+        // parsed anyway, so that an upstream talking something else is
+        // refused now rather than waited on until its read timeout.
+        let mut fields = storage();
+        parse(&mut httparse::Response::new(&mut []), window, &mut fields)?;
+        return Ok(None);
     };
     // The header values are slices of the head once split off the buffer:
     // found by a scan for its end, the head is parsed once, from its own

@@ -84,3 +84,17 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn an_incomplete_head_that_is_not_http_is_refused_before_it_ends() {
+    // No empty line will ever come from an SSH server: refused at once, not
+    // waited on until the read timeout.
+    let mut b = buf(b"SSH-2.0-OpenSSH_9.2\r\n");
+    assert_eq!(
+        response_head(&mut b, false).unwrap_err(),
+        Invalid("bad HTTP version")
+    );
+    // A valid beginning is waited on.
+    let mut b = buf(b"HTTP/1.1 200 OK\r\nX-A: b\r\n");
+    assert!(response_head(&mut b, false).unwrap().is_none());
+}

@@ -4,8 +4,8 @@
 //! Why not hyper-rustls's `MaybeHttpsStream` for both, as the connector
 //! hands it over: it speaks hyper's I/O traits, so every read and write of
 //! a plain connection went tokio → hyper → tokio through three adapters
-//! (~400 instructions a request, callgrind). TLS keeps them: its record
-//! layer costs far more than they do.
+//! (a few hundred instructions a request, callgrind). TLS keeps them: its
+//! record layer costs far more than they do.
 
 use std::io;
 use std::pin::Pin;
