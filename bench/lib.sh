@@ -472,7 +472,9 @@ nginx_temp_paths() {
 
 # An nginx config, $WORK/NAME.conf: NAME (its dir under $WORK), then the
 # http block's contents on stdin. One worker, no access log; the
-# certificate $WORK/tls/{cert,key}.pem when make_certificate made one.
+# certificate $WORK/tls/{cert,key}.pem when make_certificate made one;
+# NGINX_MAIN_EXTRA, when set, is added to the main context (such as
+# `master_process off;` for a worker under valgrind).
 write_nginx_conf() {
   local name=$1 dir=$WORK/$1
   mkdir -p "$dir"

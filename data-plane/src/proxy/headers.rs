@@ -83,8 +83,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
     }
     // `Connection` (HOP_BY_HOP[0]) goes first: its tokens name others.
-    // Most messages name only what goes anyway (`keep-alive`, `upgrade`): the header is then removed without copying its values
-    // out and looking each token up.
+    // Most messages name only what goes anyway (`keep-alive`, `upgrade`):
+    // the header is then removed without copying its values out and
+    // looking each token up.
     if present[0] {
         let names_others = headers
             .get_all(header::CONNECTION)
