@@ -13,7 +13,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http::Uri;
-use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
@@ -201,7 +200,7 @@ pub struct TimeoutConnector {
 }
 
 impl tower_service::Service<Uri> for TimeoutConnector {
-    type Response = WriteTimeout<TokioIo<TcpStream>>;
+    type Response = TokioIo<WriteTimeout<TcpStream>>;
     type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -213,11 +212,13 @@ impl tower_service::Service<Uri> for TimeoutConnector {
         let connecting = self.http.call(uri);
         let write = self.write;
         Box::pin(async move {
-            Ok(WriteTimeout {
-                inner: connecting.await?,
+            // The deadline wraps the tokio socket, and hyper sees it
+            // through one adapter (`h1::io` takes it back out).
+            Ok(TokioIo::new(WriteTimeout {
+                inner: connecting.await?.into_inner(),
                 timeout: write,
                 stalled: None,
-            })
+            }))
         })
     }
 }
@@ -232,16 +233,6 @@ pub struct WriteTimeout<T> {
 }
 
 impl<T> WriteTimeout<T> {
-    /// The same deadline around `f(inner)` (the socket unwrapped from
-    /// hyper's I/O traits: `h1::io`).
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> WriteTimeout<U> {
-        WriteTimeout {
-            inner: f(self.inner),
-            timeout: self.timeout,
-            stalled: self.stalled,
-        }
-    }
-
     fn stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         let timeout = self.timeout;
         let sleep = self
@@ -266,49 +257,6 @@ impl<T> WriteTimeout<T> {
             }
             Poll::Pending => self.stall(cx).map(Err),
         }
-    }
-}
-
-impl<T: Read + Unpin> Read for WriteTimeout<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: Write + Unpin> Write for WriteTimeout<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.progressed(r, cx)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let r = Pin::new(&mut self.inner).poll_flush(cx);
-        self.progressed(r, cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.progressed(r, cx)
     }
 }
 

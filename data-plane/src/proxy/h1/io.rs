@@ -3,8 +3,8 @@
 //!
 //! Why not hyper-rustls's `MaybeHttpsStream` for both, as the connector
 //! hands it over: it speaks hyper's I/O traits, so every read and write of
-//! a plain connection went tokio → hyper → tokio through three adapters
-//! (a few hundred instructions a request, callgrind). TLS keeps them: its
+//! a plain connection would go tokio → hyper → tokio through adapters (a
+//! few hundred instructions a request, callgrind). TLS keeps them: its
 //! record layer costs far more than they do.
 
 use std::io;
@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use crate::proxy::connector::WriteTimeout;
 
 /// What the connector makes: TCP with the write deadline, maybe TLS.
-pub type Connected = MaybeHttpsStream<WriteTimeout<TokioIo<TcpStream>>>;
+pub type Connected = MaybeHttpsStream<TokioIo<WriteTimeout<TcpStream>>>;
 
 /// Kept boxed by its connection (`Box<Io>`): even a plain socket (~70
 /// bytes) inline made each move of a connection (into the pool, out of
@@ -34,7 +34,7 @@ pub enum Io {
 impl Io {
     pub fn new(connected: Connected) -> Box<Io> {
         Box::new(match connected {
-            MaybeHttpsStream::Http(tcp) => Io::Plain(tcp.map(TokioIo::into_inner)),
+            MaybeHttpsStream::Http(tcp) => Io::Plain(tcp.into_inner()),
             tls @ MaybeHttpsStream::Https(_) => Io::Tls(Box::new(TokioIo::new(tls))),
         })
     }
