@@ -90,6 +90,10 @@ impl Limits {
             // hyper answers 431 once the buffered head reaches this size
             // unfinished (hyper-util does not expose `max_header_size`).
             .max_buf_size(self.max_header_bytes)
+            // One buffer, one write: a response's head and its first body
+            // chunk (most bodies are one) are copied together instead of
+            // queued as slices for a vectored write.
+            .writev(false)
             .keep_alive(true);
         builder
             .http2()
