@@ -56,10 +56,19 @@ pub struct Head {
 }
 
 /// The fields of a parsed head or trailer section as a map; the values are
-/// slices of `block` (the section's bytes, frozen), not copies.
-fn field_map(block: &Bytes, fields: &[httparse::Header<'_>]) -> Result<HeaderMap, Invalid> {
+/// slices of `block` (the section's bytes, frozen), not copies. Without
+/// `Connection` when `drop_connection`: this connection's business only,
+/// which the proxy would remove again (a lookup and a shift a response).
+fn field_map(
+    block: &Bytes,
+    fields: &[httparse::Header<'_>],
+    drop_connection: bool,
+) -> Result<HeaderMap, Invalid> {
     let mut map = HeaderMap::with_capacity(fields.len());
     for h in fields {
+        if drop_connection && h.name.eq_ignore_ascii_case("connection") {
+            continue;
+        }
         let name =
             HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Invalid("bad header name"))?;
         let value = HeaderValue::from_maybe_shared(block.slice_ref(h.value))
@@ -111,6 +120,9 @@ struct Fields<'a> {
     te: Option<Result<Framing, Invalid>>,
     close: bool,
     keep_alive: bool,
+    /// A `Connection` token other than `close` and `keep-alive`: it names
+    /// a field the proxy must remove with it.
+    names_fields: bool,
 }
 
 fn scan<'a>(fields: &[httparse::Header<'a>]) -> Fields<'a> {
@@ -138,8 +150,11 @@ fn scan<'a>(fields: &[httparse::Header<'a>]) -> Fields<'a> {
             f.te = Some(te);
         } else if h.name.eq_ignore_ascii_case("connection") {
             for token in list(h.value) {
-                f.close |= token.eq_ignore_ascii_case(b"close");
-                f.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                let close = token.eq_ignore_ascii_case(b"close");
+                let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+                f.close |= close;
+                f.keep_alive |= keep_alive;
+                f.names_fields |= !(close || keep_alive || token.is_empty());
             }
         }
     }
@@ -227,7 +242,8 @@ pub fn response_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Optio
     Ok(Some(Head {
         status,
         version,
-        headers: field_map(&block, res.headers)?,
+        // A 101's `Connection: upgrade` is checked and passed on (`upgrade`).
+        headers: field_map(&block, res.headers, status != 101 && !scanned.names_fields)?,
         framing,
         keep_alive,
     }))
@@ -379,7 +395,7 @@ impl Chunked {
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
         match httparse::parse_headers(&block, &mut storage) {
             Ok(httparse::Status::Complete((_, fields))) => {
-                field_map(&block, fields).map(|map| Some(Chunk::Trailers(map)))
+                field_map(&block, fields, false).map(|map| Some(Chunk::Trailers(map)))
             }
             _ => Err(Invalid("bad trailer section")),
         }

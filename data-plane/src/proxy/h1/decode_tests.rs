@@ -201,6 +201,26 @@ fn connection_close_anywhere_in_the_list_wins() {
 }
 
 #[test]
+fn connection_stays_out_of_the_map_unless_it_names_a_field_or_upgrades() {
+    let names = |msg: &str| {
+        let head = response_head(&mut buf(msg.as_bytes()), false)
+            .unwrap()
+            .unwrap();
+        head.headers
+            .keys()
+            .map(|n| n.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let plain = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(names(plain), ["content-length"]);
+    let named = "HTTP/1.1 200 OK\r\nConnection: close, x-a\r\nx-a: 1\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(names(named), ["connection", "x-a", "content-length"]);
+    let upgrade =
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+    assert_eq!(names(upgrade), ["connection", "upgrade"]);
+}
+
+#[test]
 fn connection_tokens_match_whole_words_only() {
     let msg = "HTTP/1.1 200 OK\r\nConnection: closed, x-close\r\nContent-Length: 1\r\n\r\n";
     assert_eq!(framing_of(msg), (Framing::Length(1), true));
