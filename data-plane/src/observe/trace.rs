@@ -28,10 +28,15 @@ impl TraceContext {
     /// Continues the client's trace (one valid `traceparent`), else starts
     /// a new, sampled one.
     pub fn of(headers: &HeaderMap) -> TraceContext {
-        let mut given = headers.get_all(&TRACEPARENT).iter();
-        let parsed = match (given.next(), given.next()) {
-            (Some(v), None) => parse(v.as_bytes()),
-            _ => None,
+        // A pass over the few names first, as `request_id::of` does.
+        let parsed = if headers.keys().any(|n| *n == TRACEPARENT) {
+            let mut given = headers.get_all(&TRACEPARENT).iter();
+            match (given.next(), given.next()) {
+                (Some(v), None) => parse(v.as_bytes()),
+                _ => None,
+            }
+        } else {
+            None
         };
         let span_id = nonzero_u64();
         match parsed {
@@ -59,11 +64,14 @@ impl TraceContext {
     pub fn header(&self) -> HeaderValue {
         let mut buf = [0u8; 55];
         buf[..3].copy_from_slice(b"00-");
-        hex_into(&mut buf[3..35], self.trace_id, 32);
         buf[35] = b'-';
-        hex_into(&mut buf[36..52], u128::from(self.span_id), 16);
         buf[52] = b'-';
-        hex_into(&mut buf[53..55], u128::from(self.flags), 2);
+        // A byte at a time from a table (the `hex` crate), not a shift of a
+        // u128 per digit: ~350 instructions a request less.
+        let sized = "two digits a byte";
+        hex::encode_to_slice(self.trace_id.to_be_bytes(), &mut buf[3..35]).expect(sized);
+        hex::encode_to_slice(self.span_id.to_be_bytes(), &mut buf[36..52]).expect(sized);
+        hex::encode_to_slice([self.flags], &mut buf[53..55]).expect(sized);
         HeaderValue::from_bytes(&buf).expect("hex digits and dashes are a valid header value")
     }
 }
@@ -74,13 +82,6 @@ fn nonzero_u64() -> u64 {
         if v != 0 {
             return v;
         }
-    }
-}
-
-fn hex_into(out: &mut [u8], v: u128, digits: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in out.iter_mut().take(digits).enumerate() {
-        *b = HEX[((v >> (4 * (digits - 1 - i))) & 0xf) as usize];
     }
 }
 

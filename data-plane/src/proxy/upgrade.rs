@@ -26,17 +26,18 @@ pub fn websocket<B>(req: &Request<B>) -> Option<HeaderValue> {
         return None;
     }
     let headers = req.headers();
+    // `Upgrade` first: most requests have none, and one lookup tells.
+    let mut upgrade = headers.get_all(header::UPGRADE).iter();
+    let (Some(v), None) = (upgrade.next(), upgrade.next()) else {
+        return None;
+    };
     let asks = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    let mut upgrade = headers.get_all(header::UPGRADE).iter();
-    match (asks, upgrade.next(), upgrade.next()) {
-        (true, Some(v), None) if is_websocket(v) => Some(v.clone()),
-        _ => None,
-    }
+    (asks && is_websocket(v)).then(|| v.clone())
 }
 
 fn is_websocket(v: &HeaderValue) -> bool {
