@@ -30,7 +30,8 @@ fn balancer(algorithm: Algorithm, n: usize) -> CompiledBalancer {
         .map(|i| {
             let state = Arc::new(TargetState::default());
             state.in_flight.store((i % 7) as u32, Ordering::Relaxed);
-            state.observe_latency(Duration::from_micros(500 + (i as u64 * 37) % 5_000));
+            let rtt = Duration::from_micros(500 + (i as u64 * 37) % 5_000);
+            state.observe_latency(rtt, std::time::Instant::now());
             CompiledTarget {
                 authority: format!("10.{}.{}.{}:8080", i / 65_536, i / 256 % 256, i % 256)
                     .parse()
@@ -57,6 +58,7 @@ fn run(bencher: Bencher, algorithm: Algorithm, n: usize) {
     let pick = move |k: usize| {
         let ctx = PickContext {
             headers: &headers[k % headers.len()],
+            added: None,
             client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             consumer: None,
         };

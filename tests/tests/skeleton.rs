@@ -97,6 +97,21 @@ async fn config_flows_from_admin_api_to_both_data_planes_and_survives_the_contro
         assert_status(&posted, StatusCode::OK);
         assert_eq!(posted.json()["method"], "POST");
         assert_eq!(posted.json()["body"], body.to_string());
+        // Only the proxy names the consumer: a client's claim is removed,
+        // on a route with no authentication too.
+        let forged = turnpike_tests::Http::default()
+            .send(
+                Method::GET,
+                &format!("{}/api/users", dp.proxy),
+                &[("x-consumer-id", "42"), ("x-consumer-username", "mallory")],
+                None,
+            )
+            .await
+            .unwrap();
+        assert_status(&forged, StatusCode::OK);
+        let echoed = &forged.json()["headers"];
+        assert!(echoed.get("x-consumer-id").is_none(), "{echoed}");
+        assert!(echoed.get("x-consumer-username").is_none(), "{echoed}");
         let miss = dp.get("/elsewhere").await;
         assert_status(&miss, StatusCode::NOT_FOUND);
         assert!(miss.json()["message"].is_string());

@@ -115,7 +115,7 @@ impl Maglev {
     fn key_hash(&self, ctx: &PickContext<'_>) -> Option<u64> {
         let hash = |b: &[u8]| (!b.is_empty()).then(|| stable_hash(b, SEED_KEY));
         match &self.key {
-            Key::Header(name) => hash(ctx.headers.get(name)?.as_bytes()),
+            Key::Header(name) => hash(ctx.header(name)?.as_bytes()),
             Key::Cookie(name) => hash(cookie(ctx.headers, name)?),
             // Canonical: a v4 client seen through a dual-stack socket
             // (::ffff:a.b.c.d) keeps the target it has over v4.

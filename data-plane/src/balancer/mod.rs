@@ -25,8 +25,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use http::HeaderMap;
 use http::uri::Authority;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use turnpike_model::{Algorithm, HashOn};
@@ -36,6 +36,8 @@ use self::least_connections::LeastConnections;
 use self::maglev::Maglev;
 use self::round_robin::RoundRobin;
 use self::weighted::Weighted;
+
+use crate::proxy::headers::Added;
 
 #[derive(Debug)]
 pub struct CompiledTarget {
@@ -49,8 +51,21 @@ pub struct CompiledTarget {
 #[derive(Debug, Clone, Copy)]
 pub struct PickContext<'a> {
     pub headers: &'a HeaderMap,
+    /// The fields the proxy adds beside `headers` (`X-Forwarded-*`, the
+    /// request id): hashing sees the request as it goes upstream.
+    pub added: Option<&'a Added>,
     pub client_ip: IpAddr,
     pub consumer: Option<&'a str>,
+}
+
+impl<'a> PickContext<'a> {
+    /// The first value of `name` as the upstream will get it.
+    pub fn header(&self, name: &HeaderName) -> Option<&'a HeaderValue> {
+        let added = self
+            .added
+            .and_then(|a| a.fields().find(|(n, _)| *n == name));
+        added.map(|(_, v)| v).or_else(|| self.headers.get(name))
+    }
 }
 
 #[derive(Debug)]

@@ -85,14 +85,15 @@ impl TargetState {
         v * w
     }
 
-    /// Records one response time. Peak-EWMA: a sample above the estimate
-    /// replaces it at once (react to a slow target now), one below decays
-    /// into it. Races between two updates lose one sample, which an
-    /// estimate can afford.
-    pub fn observe_latency(&self, rtt: Duration) {
+    /// Records one response time, ended at `at` (the caller's clock read,
+    /// not another). Peak-EWMA: a sample above the estimate replaces it at
+    /// once (react to a slow target now), one below decays into it. Races
+    /// between two updates lose one sample, which an estimate can afford.
+    pub fn observe_latency(&self, rtt: Duration, at: Instant) {
         #[allow(clippy::cast_precision_loss)]
         let sample = rtt.as_nanos() as f64;
-        let now = now_ns();
+        let now =
+            u64::try_from(at.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX);
         let prev_at = self.ewma_at.swap(now, Ordering::Relaxed);
         let prev = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
         let next = if sample > prev {
@@ -175,10 +176,10 @@ mod tests {
     #[test]
     fn peak_ewma_jumps_up_and_decays_down() {
         let s = TargetState::default();
-        s.observe_latency(Duration::from_millis(100));
+        s.observe_latency(Duration::from_millis(100), Instant::now());
         assert!(s.ewma_ns() > 90e6);
         // A fast sample right after barely moves a peak.
-        s.observe_latency(Duration::from_millis(1));
+        s.observe_latency(Duration::from_millis(1), Instant::now());
         assert!(s.ewma_ns() > 50e6, "{}", s.ewma_ns());
     }
 

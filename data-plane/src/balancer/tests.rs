@@ -46,6 +46,7 @@ fn balancer(algorithm: Algorithm, weights: &[u32]) -> CompiledBalancer {
 fn ctx(headers: &HeaderMap) -> PickContext<'_> {
     PickContext {
         headers,
+        added: None,
         client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         consumer: None,
     }
@@ -314,7 +315,8 @@ fn latency_prefers_fast_targets() {
     let b = balancer(Algorithm::Latency, &[1; 2]);
     let latency_ms = [1, 10];
     for (t, &ms) in b.targets().iter().zip(&latency_ms) {
-        t.state.observe_latency(Duration::from_millis(ms));
+        t.state
+            .observe_latency(Duration::from_millis(ms), std::time::Instant::now());
     }
     let h = HeaderMap::new();
     let mut held: Vec<(u64, InFlight)> = Vec::new();
@@ -338,10 +340,10 @@ fn latency_sends_one_request_at_a_time_to_an_unmeasured_target() {
     let b = balancer(Algorithm::Latency, &[1; 3]);
     b.targets()[0]
         .state
-        .observe_latency(Duration::from_millis(5));
+        .observe_latency(Duration::from_millis(5), std::time::Instant::now());
     b.targets()[1]
         .state
-        .observe_latency(Duration::from_millis(5));
+        .observe_latency(Duration::from_millis(5), std::time::Instant::now());
     let h = HeaderMap::new();
     let _held: Vec<InFlight> = (0..300)
         .map(|_| b.targets()[b.pick(&ctx(&h), &[]).unwrap()].state.start())

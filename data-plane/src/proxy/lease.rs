@@ -15,27 +15,25 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::HeaderValue;
-use http::uri::Authority;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::Error;
 use crate::proxy::h1::conn::drain::{DRAIN_MAX, DRAIN_TIME};
 use crate::proxy::h1::conn::{H1Conn, Io};
-use crate::proxy::pool::Pool;
+use crate::proxy::pool::{Pool, SlotKey};
 
-/// An HTTP/1 connection lent to one exchange.
+/// An HTTP/1 connection lent to one exchange: three pointers, as the
+/// response body that holds it is moved a few times on its way out.
 pub struct Lease {
     pub(crate) pool: Arc<Pool>,
-    pub(crate) authority: Authority,
-    /// The target's `Host`, to make its slot again if it was swept meanwhile.
-    pub(crate) host: HeaderValue,
-    pub(crate) conn: H1Conn,
+    /// The slot it goes back to (made again if it was swept meanwhile).
+    pub(crate) key: Arc<SlotKey>,
+    pub(crate) conn: Box<H1Conn>,
 }
 
 impl Lease {
     pub(crate) fn release(self) {
-        self.pool.checkin(&self.authority, self.host, self.conn);
+        self.pool.checkin(self.key, self.conn);
     }
 
     /// The exchange was abandoned (its client went away): finished in a

@@ -38,6 +38,7 @@ use crate::proxy::client::UpstreamBody;
 use crate::proxy::connector::UpstreamConnector;
 use crate::proxy::h1::conn::{Exchanged, H1Conn, Outgoing};
 use crate::proxy::h1::io::Io;
+use crate::proxy::headers::{Added, HostFrom};
 use crate::proxy::lease::{Lease, LeasedBody, Lent};
 
 mod failure;
@@ -74,19 +75,31 @@ pub struct Pool {
 }
 
 struct Slot {
-    /// `Host` for HTTP/1 requests to this target.
-    host: HeaderValue,
+    key: Arc<SlotKey>,
     h1: Vec<Idle>,
     h2: Option<http2::SendRequest<UpstreamBody>>,
 }
 
+/// A target's slot as its leases name it: one reference count per request
+/// instead of copies of the authority and the `Host` value, which made
+/// every lent connection (and so every response body, moved several times
+/// on its way out) ~70 bytes larger.
+#[derive(Debug)]
+pub(crate) struct SlotKey {
+    pub(crate) authority: Authority,
+    /// `Host` for HTTP/1 requests to this target.
+    pub(crate) host: HeaderValue,
+}
+
 struct Idle {
-    conn: H1Conn,
+    conn: Box<H1Conn>,
     since: Instant,
 }
 
+/// HTTP/1 connections are boxed once, when made: a lease (held by the
+/// response body) then moves a pointer, not the connection's ~130 bytes.
 enum Sender {
-    H1(H1Conn),
+    H1(Box<H1Conn>),
     H2(http2::SendRequest<UpstreamBody>),
 }
 
@@ -118,26 +131,28 @@ impl Pool {
             Some(p) => p.clone(),
             None => PathAndQuery::from_static("/"),
         };
-        self.send_parts((scheme, authority), &parts, &path, body, timeout)
+        let due = timeout.map(|t| tokio::time::Instant::now() + t);
+        let head = (&parts, &Added::default());
+        self.send_parts((scheme, authority), head, &path, body, due)
             .await
     }
 
-    /// Sends the request of head `parts` (its URI unused), target `path`
-    /// and `body` to the target `to` on a pooled or new connection. The
+    /// Sends the request of head `parts` (its URI unused) with the fields
+    /// `added` beside it, target `path` and `body` to the target `to` on a
+    /// pooled or new connection. The
     /// head is only borrowed: an attempt that fails leaves it to the caller
     /// for the next. An HTTP/1 response's body holds its connection until
-    /// it ends. `timeout` bounds the wait for the response head, connecting
-    /// included (504).
+    /// it ends. The response head is due by `due`, connecting included
+    /// (504); the caller read the clock for it already.
     pub async fn send_parts(
         self: &Arc<Self>,
         (scheme, authority): (&Scheme, &Authority),
-        parts: &Parts,
+        (parts, added): (&Parts, &Added),
         path: &PathAndQuery,
         mut body: UpstreamBody,
-        timeout: Option<Duration>,
+        due: Option<tokio::time::Instant>,
     ) -> Result<Response<LeasedBody>, Error> {
-        let due = timeout.map(|t| tokio::time::Instant::now() + t);
-        let (mut pooled, host) = self.checkout(scheme, authority)?;
+        let (mut pooled, key) = self.checkout(scheme, authority)?;
         for _ in 0..UNSENT_TRIES {
             let pooled = pooled
                 .take()
@@ -156,15 +171,19 @@ impl Pool {
                 Sender::H1(conn) => {
                     let head = Outgoing {
                         parts,
+                        added,
                         path: path.as_str(),
-                        host: host.as_ref(),
+                        host: key.as_ref().map(|k| &k.host),
                     };
                     // Dropped while the head is awaited, the connection is
                     // drained (`Lent`).
+                    let key = match &key {
+                        Some(k) => k.clone(),
+                        None => self.key(scheme, authority)?,
+                    };
                     let mut lent = Lent(Some(Lease {
                         pool: self.clone(),
-                        authority: authority.clone(),
-                        host: host.clone().unwrap_or_else(|| HeaderValue::from_static("")),
+                        key,
                         conn,
                     }));
                     let exchanged = match &mut lent.0 {
@@ -184,7 +203,7 @@ impl Pool {
                     }
                 }
                 Sender::H2(mut s) => {
-                    let req = h2_request(scheme, authority, parts, path, body)?;
+                    let req = h2_request(scheme, authority, (parts, added), path, body)?;
                     match within(due, s.try_send_request(req)).await? {
                         Ok(resp) => return Ok(resp.map(LeasedBody::h2)),
                         Err(mut failed) => match failed.take_message() {
@@ -205,21 +224,22 @@ impl Pool {
     }
 
     /// A ready connection to `authority`, if one is idle, and for HTTP/1
-    /// the `Host` it is sent with, kept with the target's connections so it
-    /// is built once: one lock and one lookup per request. An idle HTTP/1
+    /// its slot's key (with the `Host` it is sent with), kept with the
+    /// target's connections so it is built once: one lock and one lookup
+    /// per request. An idle HTTP/1
     /// connection is checked outside the lock (it is polled, which may read
     /// its socket); one the upstream closed is dropped and the next tried.
     fn checkout(
         &self,
         scheme: &Scheme,
         authority: &Authority,
-    ) -> Result<(Option<Sender>, Option<HeaderValue>), Error> {
-        let (mut candidate, host) = {
+    ) -> Result<(Option<Sender>, Option<Arc<SlotKey>>), Error> {
+        let (mut candidate, key) = {
             let mut slots = self.slots();
             let slot = match slots.get_mut(authority.as_str()) {
                 Some(slot) => slot,
                 None => slots.entry(authority.as_str().into()).or_insert(Slot {
-                    host: host_header(scheme, authority)?,
+                    key: self.key(scheme, authority)?,
                     h1: Vec::new(),
                     h2: None,
                 }),
@@ -230,31 +250,38 @@ impl Pool {
                     _ => (None, None),
                 });
             }
-            (slot.h1.pop(), slot.host.clone())
+            (slot.h1.pop(), slot.key.clone())
         };
         while let Some(mut idle) = candidate {
             if idle.conn.usable() {
-                return Ok((Some(Sender::H1(idle.conn)), Some(host)));
+                return Ok((Some(Sender::H1(idle.conn)), Some(key)));
             }
             candidate = self
                 .slots()
                 .get_mut(authority.as_str())
                 .and_then(|s| s.h1.pop());
         }
-        Ok((None, Some(host)))
+        Ok((None, Some(key)))
     }
 
-    pub(crate) fn checkin(&self, authority: &Authority, host: HeaderValue, mut conn: H1Conn) {
+    fn key(&self, scheme: &Scheme, authority: &Authority) -> Result<Arc<SlotKey>, Error> {
+        Ok(Arc::new(SlotKey {
+            authority: authority.clone(),
+            host: host_header(scheme, authority)?,
+        }))
+    }
+
+    pub(crate) fn checkin(&self, key: Arc<SlotKey>, mut conn: Box<H1Conn>) {
         if !conn.reusable() {
             return;
         }
         conn.park();
         let mut slots = self.slots();
         // Swept while the connection was lent (it had nothing idle): made again.
-        let slot = match slots.get_mut(authority.as_str()) {
+        let slot = match slots.get_mut(key.authority.as_str()) {
             Some(slot) => slot,
-            None => slots.entry(authority.as_str().into()).or_insert(Slot {
-                host,
+            None => slots.entry(key.authority.as_str().into()).or_insert(Slot {
+                key,
                 h1: Vec::new(),
                 h2: None,
             }),
@@ -294,7 +321,7 @@ impl Pool {
             Ok(Sender::H2(sender))
         } else {
             // No task: the requests using it drive it (`h1::conn`).
-            Ok(Sender::H1(H1Conn::new(Io::new(io))))
+            Ok(Sender::H1(Box::new(H1Conn::new(Io::new(io)))))
         }
     }
 
@@ -321,7 +348,7 @@ impl Pool {
 fn h2_request(
     scheme: &Scheme,
     authority: &Authority,
-    parts: &Parts,
+    (parts, added): (&Parts, &Added),
     path: &PathAndQuery,
     body: UpstreamBody,
 ) -> Result<Request<UpstreamBody>, Error> {
@@ -333,6 +360,11 @@ fn h2_request(
     *req.uri_mut() = Uri::from_parts(uri).map_err(|e| Error::BadUpstreamRequest(e.to_string()))?;
     *req.method_mut() = parts.method.clone();
     *req.headers_mut() = parts.headers.clone();
+    if added.host_from == HostFrom::Target {
+        // `:authority` names the target.
+        req.headers_mut().remove(http::header::HOST);
+    }
+    added.insert_into(req.headers_mut());
     Ok(req)
 }
 

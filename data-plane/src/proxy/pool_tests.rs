@@ -204,8 +204,9 @@ async fn a_send_stays_small() {
     let (parts, body) = get("127.0.0.1:1".parse().unwrap()).into_parts();
     let to = (&Scheme::HTTP, parts.uri.authority().unwrap());
     let path = PathAndQuery::from_static("/x");
-    let timeout = Some(Duration::from_secs(1));
-    let send = pool.send_parts(to, &parts, &path, body, timeout);
+    let due = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+    let added = Added::default();
+    let send = pool.send_parts(to, (&parts, &added), &path, body, due);
     assert!(size_of_val(&send) < 2048, "{}", size_of_val(&send));
 }
 

@@ -29,6 +29,7 @@ use crate::observe::stats::RouteStats;
 use crate::proxy::body::{BodyLimits, ClientBody, Outbound};
 use crate::proxy::breaker::Admitted;
 use crate::proxy::client;
+use crate::proxy::headers::Added;
 use crate::proxy::lease::LeasedBody;
 use crate::proxy::replay::{self, Replay};
 use crate::proxy::retry;
@@ -46,8 +47,16 @@ pub struct Sent {
     pub upstream_time: std::time::Duration,
 }
 
-/// Sends `req` (URI still origin-form; `path_and_query` is what goes
-/// upstream) to one of the upstream's targets.
+/// What the rewrite stage made of a request beyond its head: the target
+/// in origin form, and the fields the proxy adds beside the head's map.
+#[derive(Debug)]
+pub struct Rewritten {
+    pub path_and_query: PathAndQuery,
+    pub added: Added,
+}
+
+/// Sends `req` (URI still origin-form; `to.path_and_query` is what goes
+/// upstream, with `to.added`) to one of the upstream's targets.
 pub async fn send(
     upstream: &CompiledUpstream,
     limits: BodyLimits,
@@ -55,8 +64,12 @@ pub async fn send(
     client_ip: IpAddr,
     consumer: Option<&str>,
     req: Request<Outbound>,
-    path_and_query: PathAndQuery,
+    to: Rewritten,
 ) -> Result<Sent, Error> {
+    let Rewritten {
+        path_and_query,
+        added,
+    } = to;
     let (mut parts, body) = req.into_parts();
     let resendable = upstream.retries > 0 && retry::idempotent(&parts.method);
     // What a retry resends, kept only for requests that may be retried. A
@@ -106,6 +119,7 @@ pub async fn send(
     loop {
         let ctx = PickContext {
             headers: &parts.headers,
+            added: Some(&added),
             client_ip,
             consumer,
         };
@@ -131,17 +145,22 @@ pub async fn send(
             }
         };
         let in_flight = target.state.start();
+        // Two clock reads an attempt: its start (which also sets its due
+        // time) and its end (which also dates the latency sample).
         let started = Instant::now();
         let to = (&upstream.scheme, &target.authority);
-        let timeout = Some(upstream.read_timeout);
+        let due = Some(tokio::time::Instant::from_std(
+            started + upstream.read_timeout,
+        ));
         let result = upstream
             .client
-            .send_parts(to, &parts, &path_and_query, body, timeout)
+            .send_parts(to, (&parts, &added), &path_and_query, body, due)
             .await;
         match result {
             Ok(response) => {
-                let upstream_time = started.elapsed();
-                target.state.observe_latency(upstream_time);
+                let ended = Instant::now();
+                let upstream_time = ended.saturating_duration_since(started);
+                target.state.observe_latency(upstream_time, ended);
                 if let Some(p) = &upstream.passive {
                     let outcome = if response.status().is_server_error() {
                         Outcome::Failure

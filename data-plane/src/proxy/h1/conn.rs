@@ -25,6 +25,7 @@ use super::decode::{self, Chunked};
 use super::encode::{self, Framing};
 use crate::Error;
 use crate::proxy::client::UpstreamBody;
+use crate::proxy::headers::Added;
 
 mod body;
 pub mod drain;
@@ -92,9 +93,12 @@ pub enum Exchanged {
 /// leaves it whole for the next.
 pub struct Outgoing<'a> {
     pub parts: &'a http::request::Parts,
+    /// Written after the fields of `parts`.
+    pub added: &'a Added,
     /// The target in origin form (`/a?b`).
     pub path: &'a str,
-    /// `Host` when `parts` has none (the target's address).
+    /// The target's `Host`: in place of the request's, or where it has
+    /// none, as `added.host_from` says.
     pub host: Option<&'a HeaderValue>,
 }
 
@@ -149,7 +153,8 @@ impl H1Conn {
     ) -> Result<Exchanged, Error> {
         let framing = Framing::of(body.is_end_stream(), body.size_hint().exact());
         self.out.clear();
-        encode::request_head(&mut self.out, head.parts, head.path, head.host, framing);
+        let (parts, added) = (head.parts, head.added);
+        encode::request_head(&mut self.out, (parts, added), head.path, head.host, framing);
         // Not yet reusable: only a clean end of this exchange makes it so.
         self.keep = false;
         // The first write tells whether the connection still stands. One

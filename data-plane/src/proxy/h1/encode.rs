@@ -8,7 +8,9 @@
 //! request that would go out ambiguously cannot be built here.
 
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Method, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+
+use crate::proxy::headers::{Added, HostFrom};
 
 /// How the request body goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +35,15 @@ impl Framing {
     }
 }
 
-/// Writes `parts`' head with `path` (origin form) as its target, and
-/// `host` first unless `parts` has a `Host`. An empty body still says
+/// Writes `parts`' head with `path` (origin form) as its target, `host`
+/// (the target's) first, in place of the map's `Host` or where it has
+/// none, as `added` says, and the `added` fields after the map's. An
+/// empty body still says
 /// `content-length: 0` where a body is expected (the client sent a length,
 /// or the method usually has one), as clients do.
 pub fn request_head(
     out: &mut Vec<u8>,
-    parts: &Parts,
+    (parts, added): (&Parts, &Added),
     path: &str,
     host: Option<&HeaderValue>,
     framing: Framing,
@@ -48,14 +52,18 @@ pub fn request_head(
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    if let Some(host) = host
-        && !parts.headers.contains_key(header::HOST)
-    {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(host.as_bytes());
-        out.extend_from_slice(b"\r\n");
+    let replaced = added.host_from == HostFrom::Target;
+    let host = match host {
+        Some(h) if replaced || !parts.headers.contains_key(header::HOST) => Some(h),
+        _ => None,
+    };
+    if let Some(host) = host {
+        field(out, &header::HOST, host);
     }
-    fields(out, &parts.headers);
+    fields(out, &parts.headers, host.is_some());
+    for (name, value) in added.fields() {
+        field(out, name, value);
+    }
     match framing {
         Framing::Empty if parts.headers.contains_key(header::CONTENT_LENGTH) => length(out, 0),
         Framing::Empty if expects_body(&parts.method) => length(out, 0),
@@ -76,18 +84,25 @@ fn length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Every field but the framing ones, in the map's order (repeated names
-/// as repeated lines).
-fn fields(out: &mut Vec<u8>, headers: &HeaderMap) {
+/// Every field but the framing ones (and `Host` when it was written
+/// already), in the map's order (repeated names as repeated lines).
+fn fields(out: &mut Vec<u8>, headers: &HeaderMap, host_written: bool) {
     for (name, value) in headers {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+        if name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || (host_written && name == header::HOST)
+        {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        field(out, name, value);
     }
+}
+
+fn field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A chunk's size line (`data` follows it, then [`CHUNK_END`]).
@@ -111,7 +126,7 @@ mod tests {
         let (parts, ()) = req.into_parts();
         let mut out = Vec::new();
         let path = parts.uri.path_and_query().unwrap().as_str().to_owned();
-        request_head(&mut out, &parts, &path, None, framing);
+        request_head(&mut out, (&parts, &Added::default()), &path, None, framing);
         String::from_utf8(out).unwrap()
     }
 
@@ -127,6 +142,52 @@ mod tests {
             head(req, Framing::Empty),
             "GET /a?b=1 HTTP/1.1\r\nhost: up:8080\r\nx-a: 1\r\nx-a: 2\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn added_fields_follow_the_maps_and_the_target_host_comes_first() {
+        let (parts, ()) = Request::get("/")
+            .header("x-a", "1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut added = Added::default();
+        added.push(
+            &crate::proxy::headers::X_FORWARDED_PROTO,
+            HeaderValue::from_static("http"),
+        );
+        let host = HeaderValue::from_static("up:81");
+        let mut out = Vec::new();
+        request_head(&mut out, (&parts, &added), "/", Some(&host), Framing::Empty);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nhost: up:81\r\nx-a: 1\r\nx-forwarded-proto: http\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn the_target_host_replaces_the_requests_only_when_asked() {
+        let req = || Request::get("/").header("host", "client.example").body(());
+        let (parts, ()) = req().unwrap().into_parts();
+        let target = HeaderValue::from_static("up:81");
+        let mut added = Added::default();
+        let write = |added: &Added| {
+            let mut out = Vec::new();
+            request_head(
+                &mut out,
+                (&parts, added),
+                "/",
+                Some(&target),
+                Framing::Empty,
+            );
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            write(&added),
+            "GET / HTTP/1.1\r\nhost: client.example\r\n\r\n"
+        );
+        added.host_from = HostFrom::Target;
+        assert_eq!(write(&added), "GET / HTTP/1.1\r\nhost: up:81\r\n\r\n");
     }
 
     #[test]
