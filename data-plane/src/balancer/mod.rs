@@ -59,7 +59,9 @@ pub struct PickContext<'a> {
 }
 
 impl<'a> PickContext<'a> {
-    /// The first value of `name` as the upstream will get it.
+    /// The first value of `name`: the proxy's added field if it is one,
+    /// else the request's (for `Host`, the client's, also where the
+    /// target's replaces it upstream).
     pub fn header(&self, name: &HeaderName) -> Option<&'a HeaderValue> {
         let added = self
             .added
