@@ -70,11 +70,7 @@ impl Drop for InFlight {
 /// Runs `handler`'s future for one request with the request counted in
 /// flight until its response body is finished or dropped.
 /// `version` is the request's: call it before the handler takes the request.
-pub fn track<F, B>(
-    activity: &Arc<Activity>,
-    version: Version,
-    fut: F,
-) -> impl Future<Output = Result<Response<Tracked<B>>, Infallible>> + use<F, B>
+pub fn track<F, B>(activity: &Arc<Activity>, version: Version, fut: F) -> Track<F>
 where
     F: Future<Output = Result<Response<B>, Infallible>>,
 {
@@ -83,13 +79,38 @@ where
     if version == Version::HTTP_2 {
         activity.h2.store(true, Ordering::Relaxed);
     }
-    let guard = InFlight(activity.clone());
-    async move {
-        let resp = fut.await?;
-        Ok(resp.map(|body| Tracked {
+    Track {
+        fut,
+        guard: Some(InFlight(activity.clone())),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`track`]'s future: the handler's, polled in place. An async block
+    /// awaiting it kept the handler's future twice (the captured one and
+    /// the one awaited), and hyper moves this future a few times a request.
+    pub struct Track<F> {
+        #[pin]
+        fut: F,
+        guard: Option<InFlight>,
+    }
+}
+
+impl<F, B> Future for Track<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+{
+    type Output = Result<Response<Tracked<B>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(resp) = ready!(this.fut.poll(cx));
+        // Taken once: a finished future is not polled again.
+        let guard = this.guard.take().expect("Track polled after it finished");
+        Poll::Ready(Ok(resp.map(|body| Tracked {
             body,
             _guard: guard,
-        }))
+        })))
     }
 }
 

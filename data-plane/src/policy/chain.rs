@@ -150,6 +150,13 @@ impl CompiledPolicies {
         })
     }
 
+    /// Whether the route has policies with request phases to run. A route
+    /// with none runs no consumer's either: only a policy of the route
+    /// identifies a consumer.
+    pub fn has_request(&self, route: usize) -> bool {
+        self.by_route.get(route).is_some_and(|c| !c.is_empty())
+    }
+
     /// Whether the route has policies that look at the response.
     pub fn has_response(&self, route: usize) -> bool {
         self.consumer_responds

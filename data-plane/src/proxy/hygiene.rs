@@ -9,15 +9,16 @@
 //! request is routed (docs/proxy.md lists both halves).
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Request, Uri, Version};
+use http::request::Parts;
+use http::{Uri, Version};
 
 use crate::Error;
 use crate::listener::limits::MAX_REQUEST_TARGET;
 
-/// Checks `req` and returns the host to route on: the `Host` header, or
-/// the URI's authority (HTTP/2, or HTTP/1.0 without `Host`).
-pub fn check<B>(req: &Request<B>) -> Result<Option<HeaderValue>, Error> {
-    if target_len(req.uri()) > MAX_REQUEST_TARGET {
+/// Checks the request head and returns the host to route on: the `Host`
+/// header, or the URI's authority (HTTP/2, or HTTP/1.0 without `Host`).
+pub fn check(req: &Parts) -> Result<Option<HeaderValue>, Error> {
+    if target_len(&req.uri) > MAX_REQUEST_TARGET {
         return Err(Error::UriTooLong(MAX_REQUEST_TARGET));
     }
     // `Content_Length` next to `Content-Length`, `X_Forwarded_For` next to
@@ -25,7 +26,7 @@ pub fn check<B>(req: &Request<B>) -> Result<Option<HeaderValue>, Error> {
     // The same pass notes a `Transfer-Encoding`, so most requests (none)
     // skip looking it up.
     let mut coded = false;
-    for name in req.headers().keys() {
+    for name in req.headers.keys() {
         if name.as_str().contains('_') {
             return Err(Error::InvalidHeader("a header name contains '_'"));
         }
@@ -49,8 +50,8 @@ fn target_len(uri: &Uri) -> usize {
 /// hyper accepts any coding list that ends in `chunked`, and more than one
 /// header line; we forward the body de-chunked and re-framed, so a coding
 /// before `chunked` (`gzip, chunked`) would silently be lost: 501.
-fn transfer_encoding<B>(req: &Request<B>) -> Result<(), Error> {
-    let mut values = req.headers().get_all(header::TRANSFER_ENCODING).iter();
+fn transfer_encoding(req: &Parts) -> Result<(), Error> {
+    let mut values = req.headers.get_all(header::TRANSFER_ENCODING).iter();
     let Some(first) = values.next() else {
         return Ok(());
     };
@@ -66,8 +67,8 @@ fn transfer_encoding<B>(req: &Request<B>) -> Result<(), Error> {
     Ok(())
 }
 
-fn host<B>(req: &Request<B>) -> Result<Option<HeaderValue>, Error> {
-    let mut headers = req.headers().get_all(header::HOST).iter();
+fn host(req: &Parts) -> Result<Option<HeaderValue>, Error> {
+    let mut headers = req.headers.get_all(header::HOST).iter();
     let host_header = headers.next();
     if headers.next().is_some() {
         return Err(Error::AmbiguousHost);
@@ -78,14 +79,14 @@ fn host<B>(req: &Request<B>) -> Result<Option<HeaderValue>, Error> {
     {
         return Err(Error::InvalidHost("the Host header is not host[:port]"));
     }
-    let authority = req.uri().authority();
+    let authority = req.uri.authority();
     if let Some(a) = authority {
         if !is_host(a.as_str().as_bytes()) {
             return Err(Error::InvalidHost(
                 "the request URI's authority is not host[:port]",
             ));
         }
-        if !matches!(req.uri().scheme_str(), None | Some("http" | "https")) {
+        if !matches!(req.uri.scheme_str(), None | Some("http" | "https")) {
             return Err(Error::InvalidHost(
                 "the request URI's scheme is not http(s)",
             ));
@@ -97,7 +98,7 @@ fn host<B>(req: &Request<B>) -> Result<Option<HeaderValue>, Error> {
             return Err(Error::HostMismatch);
         }
     }
-    if host_header.is_none() && req.version() == Version::HTTP_11 {
+    if host_header.is_none() && req.version == Version::HTTP_11 {
         // RFC 9112 §3.2: even an absolute-form request must carry Host.
         return Err(Error::MissingHost);
     }
@@ -144,12 +145,12 @@ fn is_host(b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn req(version: Version, uri: &str, headers: &[(&str, &[u8])]) -> Request<()> {
-        let mut b = Request::builder().version(version).uri(uri);
+    fn req(version: Version, uri: &str, headers: &[(&str, &[u8])]) -> Parts {
+        let mut b = http::Request::builder().version(version).uri(uri);
         for (k, v) in headers {
             b = b.header(*k, HeaderValue::from_bytes(v).unwrap());
         }
-        b.body(()).unwrap()
+        b.body(()).unwrap().into_parts().0
     }
 
     fn h11(uri: &str, headers: &[(&str, &[u8])]) -> Result<Option<HeaderValue>, Error> {

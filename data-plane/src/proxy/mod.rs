@@ -31,33 +31,41 @@ pub mod upgrade;
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::error::Error as _;
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use tracing::Instrument;
 
-use crate::compile::Compiled;
+use crate::compile::{Compiled, CompiledRoute};
 use crate::listener::Conn;
 use crate::observe::exchange::Exchange;
 use crate::observe::spans;
 use crate::observe::trace::TRACEPARENT;
 use crate::policy::{self, RequestCtx, ResponseCtx};
 use crate::proxy::body::Outbound;
+use crate::router::RouteMatch;
 use crate::{Error, Shared};
 
 /// Bodies the proxy answers with: the upstream's, streamed, or its own.
 pub type ProxyBody = Either<send::TrackedBody, Full<Bytes>>;
 
-/// Entry point for every proxied request.
-pub async fn handle(
+/// Entry point for every proxied request. Not an `async fn`: what needs
+/// no waiting is done before the future is made, which then holds the
+/// request once (an async fn keeps its arguments beside the copies its
+/// body moves them into, and hyper moves this future a few times a
+/// request).
+pub fn handle(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
     req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static {
     // One load of the config: the request sees exactly one version, even if
     // a new one is swapped in while it runs.
     let config = shared.config.load_full();
@@ -65,67 +73,55 @@ pub async fn handle(
     let mut ex = Exchange::start(&req, conn.peer.ip(), shared.access_log.is_some());
     // Disabled (free) unless a filter or the OTLP export wants it.
     let span = spans::request(req.method(), &mut ex.trace);
-    // Boxed: `forward`'s future (the upstream call's included) is a few
-    // KB, and every wrapper (this future, the span, the connection's
-    // in-flight tracking, hyper's dispatcher) would otherwise copy all of
-    // it when it moves: ~2,000 instructions a request in memcpy
-    // (callgrind), against one allocation.
-    let forwarded = Box::pin(forward(
-        &shared,
-        &config,
-        &conn,
-        req,
-        &request_id,
-        &mut ex,
-        &span,
-    ))
-    .instrument(span.clone())
-    .await;
-    let (mut resp, local) = match forwarded {
-        Ok(resp) => (resp, false),
-        Err(e) => (span.in_scope(|| error_response(&e, &request_id)), true),
-    };
-    spans::record_status(&span, resp.status());
-    let status = resp.status().as_u16();
-    if let Some(finish) = ex.finish(status, local, &config, &shared, &request_id)
-        && let Either::Left(body) = resp.body_mut()
-    {
-        body.set_finish(finish);
+    async move {
+        // Boxed: `forward`'s future (the upstream call's included) is over
+        // a KB, and every wrapper (this future, the span, the connection's
+        // in-flight tracking, hyper's dispatcher) would otherwise copy all
+        // of it when it moves: ~2,000 instructions a request in memcpy
+        // (callgrind), against one allocation.
+        let forwarded = Box::pin(forward(
+            &shared,
+            &config,
+            &conn,
+            req,
+            &request_id,
+            &mut ex,
+            &span,
+        ))
+        .instrument(span.clone())
+        .await;
+        let (mut resp, local) = match forwarded {
+            Ok(resp) => (resp, false),
+            Err(e) => (span.in_scope(|| error_response(&e, &request_id)), true),
+        };
+        spans::record_status(&span, resp.status());
+        let status = resp.status().as_u16();
+        if let Some(finish) = ex.finish(status, local, &config, &shared, &request_id)
+            && let Either::Left(body) = resp.body_mut()
+        {
+            body.set_finish(finish);
+        }
+        resp.headers_mut()
+            .insert(request_id::X_REQUEST_ID.clone(), request_id);
+        Ok(resp)
     }
-    resp.headers_mut()
-        .insert(request_id::X_REQUEST_ID.clone(), request_id);
-    Ok(resp)
 }
 
 async fn forward(
     shared: &Shared,
     config: &Compiled,
     conn: &Conn,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     request_id: &HeaderValue,
     ex: &mut Exchange,
     span: &tracing::Span,
 ) -> Result<Response<ProxyBody>, Error> {
-    // 1. Hygiene: what hyper lets through but must not be forwarded (a
-    //    missing, doubled or contradicted Host, a coding other than
-    //    chunked, a long target...). Gives the host to route on: the Host
-    //    header (HTTP/1) or the authority (HTTP/2).
-    let host = hygiene::check(&req)?;
-    // One normalised path for routing, policies and the upstream.
-    let normalized = match normalize::normalize(req.uri().path())? {
-        Cow::Owned(path) => Some(path),
-        Cow::Borrowed(_) => None,
-    };
-    if let Some(path) = normalized {
-        set_path(&mut req, &path)?;
-    }
-
-    // 2. Route.
-    let host_str = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
-    let m = config
-        .router
-        .lookup(host_str, req.uri().path(), req.method(), req.headers())
-        .ok_or(Error::NoRoute)?;
+    // The head is kept as parts from here on, one copy of it in this
+    // future: a request rebuilt around it, or moved into `send`, was
+    // another 260 bytes of future that every move and box copies.
+    let (mut parts, body) = req.into_parts();
+    // 1–2. Hygiene, then route (`check_and_route`).
+    let (m, host) = check_and_route(config, &mut parts)?;
     let route = &config.routes[m.route];
     let upstream = &config.upstreams[route.upstream];
     ex.route = Some(m.route);
@@ -133,7 +129,6 @@ async fn forward(
 
     // 3. Policies: the access, limit and rewrite phases, on the request as
     //    the client sent it (normalised).
-    let (mut parts, body) = req.into_parts();
     // Only the proxy says who the consumer is. A pass over the few names
     // is cheaper than two removals, which hash both names every request.
     if parts
@@ -144,25 +139,31 @@ async fn forward(
         parts.headers.remove(policy::X_CONSUMER_ID);
         parts.headers.remove(policy::X_CONSUMER_USERNAME);
     }
-    let mut pctx = RequestCtx {
-        parts: &mut parts,
-        client_ip: conn.peer.ip(),
-        route: &route.id_text,
-        consumers: &config.consumers,
-        consumer: None,
-        response_headers: HeaderMap::new(),
-        body_limit: None,
+    let policies = &config.policies;
+    // The chain's future is boxed, and only made for a route with
+    // policies: inline, its ~800 bytes were part of every request's
+    // future (copied into its box), policies or not.
+    let (consumer, policy_headers, body_limit) = if policies.has_request(m.route) {
+        let mut pctx = RequestCtx {
+            parts: &mut parts,
+            client_ip: conn.peer.ip(),
+            route: &route.id_text,
+            consumers: &config.consumers,
+            consumer: None,
+            response_headers: HeaderMap::new(),
+            body_limit: None,
+        };
+        if let Err(mut r) = Box::pin(policies.run_request(m.route, &mut pctx)).await {
+            r.headers.extend(std::mem::take(&mut pctx.response_headers));
+            return Err(Error::Rejected(Box::new(r)));
+        }
+        // Boxed when there are any (rate-limit state): most routes add none.
+        let answer_headers = pctx.response_headers;
+        let answer_headers = (!answer_headers.is_empty()).then(|| Box::new(answer_headers));
+        (pctx.consumer, answer_headers, pctx.body_limit)
+    } else {
+        (None, None, None)
     };
-    if let Err(mut r) = config.policies.run_request(m.route, &mut pctx).await {
-        r.headers.extend(std::mem::take(&mut pctx.response_headers));
-        return Err(Error::Rejected(Box::new(r)));
-    }
-    let RequestCtx {
-        consumer,
-        response_headers: policy_headers,
-        body_limit,
-        ..
-    } = pctx;
     if let Some(c) = &consumer {
         parts
             .headers
@@ -171,22 +172,21 @@ async fn forward(
             .headers
             .insert(policy::X_CONSUMER_USERNAME, c.username_header.clone());
     }
-    let request_headers = config
-        .policies
+    let request_headers = policies
         .has_response(m.route)
-        .then(|| parts.headers.clone());
+        .then(|| Box::new(parts.headers.clone()));
     let head = parts.method == Method::HEAD;
     let mut limits = shared.body_limits;
     if let Some(max) = body_limit {
         limits.max_bytes = Some(limits.max_bytes.map_or(max, |g| g.min(max)));
     }
     // Bodies stream, unless a policy of the route rewrites this one: then
-    // it is read whole (bounded) and rewritten (`buffered`).
-    let policies = &config.policies;
+    // it is read whole (bounded) and rewritten (`buffered`; boxed as the
+    // chain is).
     let body = if policies.rewrites_request_body(m.route) {
-        let c = consumer.as_deref();
-        let h = &mut parts.headers;
-        buffered::request(policies, m.route, c, h, body, limits, &route.stats).await?
+        let (c, h) = (consumer.as_deref(), &mut parts.headers);
+        let read = buffered::request(policies, m.route, c, h, body, limits, &route.stats);
+        Box::pin(read).await?
     } else {
         Outbound::Stream(body)
     };
@@ -194,89 +194,64 @@ async fn forward(
         // Compressed answers are passed on unchanged: ask for plain ones.
         parts.headers.remove(header::ACCEPT_ENCODING);
     }
-    let mut req = Request::from_parts(parts, body);
 
-    // 4. Rewrite: URI to the target, path stripped if asked, hop-by-hop
-    //    headers out (but a WebSocket upgrade's), X-Forwarded-* in.
-    let websocket = upgrade::websocket(&req);
-    let client_upgrade = websocket.as_ref().map(|_| hyper::upgrade::on(&mut req));
-    let path_and_query = if route.strip_path && m.matched_len > 0 {
-        strip_prefix(req.uri(), m.matched_len)?
-    } else {
-        req.uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"))
-    };
-    let proto = if conn.tls { "https" } else { "http" };
-    let headers = req.headers_mut();
-    headers::strip_hop_by_hop(headers);
-    if let Some(u) = websocket {
-        upgrade::set_headers(headers, u);
-    }
-    let ip = conn.peer.ip();
-    let mut added = headers::forwarded(headers, ip, proto, host.as_ref(), request_id.clone());
-    if route.preserve_host {
-        if let Some(h) = host {
-            headers.insert(header::HOST, h);
-        }
-    } else {
-        // The pool writes the target's address instead.
-        added.host_from = headers::HostFrom::Target;
-    }
+    // 4. Rewrite (`rewrite`).
+    let (mut to, client_upgrade) = rewrite(&mut parts, route, m, conn, host, request_id)?;
 
     // 5. Balance and send (with retries where allowed), each attempt
     //    bounded by the upstream's read timeout (connect included). The
     //    upstream's `traceparent` names the proxy's span as parent (the
     //    `upstream` span when exported over OTLP).
-    req.body().check_declared(&limits)?;
+    body.check_declared(&limits)?;
     let upstream_span = spans::upstream(&upstream.name, &mut ex.trace);
-    added.push(&TRACEPARENT, ex.trace.header());
+    to.added.push(&TRACEPARENT, ex.trace.header());
     // Consistent hashing on the consumer hashes its id, so renaming a
     // consumer keeps its target.
     let consumer_key = consumer.as_ref().and_then(|c| c.id_header.to_str().ok());
     // Boxed, as `forward` is in `handle`: the attempts' future holds the
     // pool's, and wrapping it in the span copied it whole (600 instructions
     // a request in memcpy, against one allocation; callgrind).
-    let sent = Box::pin(send::send(
-        upstream,
-        limits,
-        &route.stats,
-        conn.peer.ip(),
-        consumer_key,
-        req,
-        send::Rewritten {
-            path_and_query,
-            added,
-        },
-    ))
-    .instrument(upstream_span.clone())
-    .await;
-    let outcome = match &sent {
-        Ok(s) => Ok((&s.target, s.response.status())),
-        Err(e) => Err(e),
-    };
-    spans::record_upstream(&upstream_span, outcome);
-    drop(upstream_span);
-    let sent = sent?;
     let send::Sent {
         response: resp,
         in_flight,
         admitted,
         target,
         upstream_time,
-    } = sent;
+    } = {
+        // In a block, so the result's storage is not kept in this future.
+        let ip = conn.peer.ip();
+        let sent = Box::pin(send::send(
+            upstream,
+            limits,
+            &route.stats,
+            ip,
+            consumer_key,
+            (&mut parts, &to),
+            body,
+        ))
+        .instrument(upstream_span.clone())
+        .await;
+        let outcome = match &sent {
+            Ok(s) => Ok((&s.target, s.response.status())),
+            Err(e) => Err(e),
+        };
+        spans::record_upstream(&upstream_span, outcome);
+        sent?
+    };
+    drop(upstream_span);
     ex.target = Some(target);
     ex.upstream_time = Some(upstream_time);
 
     // 6. Respond, streaming the upstream's body.
-    //    A response hyper parsed but framed ambiguously is refused, and its
-    //    connection retired (its body dropped unread: never returned to the
-    //    pool). A 101 (only ever to a WebSocket request) starts the tunnel.
+    //    A response hyper parsed (HTTP/2) but framed ambiguously is
+    //    refused, and its connection retired (its body dropped unread:
+    //    never returned to the pool); HTTP/1 ones were checked as they were
+    //    decoded. A 101 (only ever to a WebSocket request) starts the tunnel.
     let (mut parts, mut body) = resp.into_parts();
     let switched = parts.status == StatusCode::SWITCHING_PROTOCOLS;
     let checked = match (switched, &client_upgrade) {
         (true, None) => Err(Error::UpstreamUpgrade("a 101 to a request with no upgrade")),
+        _ if body.framing_checked() => Ok(()),
         _ => hygiene::check_response(&parts.headers),
     };
     checked?;
@@ -304,11 +279,14 @@ async fn forward(
     }
     let whole = if policies.rewrites_response_body(m.route) {
         let (c, timeout) = (consumer.as_deref(), upstream.read_timeout);
-        buffered::response(policies, m.route, c, head, &mut parts, &mut body, timeout).await?
+        let read = buffered::response(policies, m.route, c, head, &mut parts, &mut body, timeout);
+        Box::pin(read).await?
     } else {
         None
     };
-    parts.headers.extend(policy_headers);
+    if let Some(h) = policy_headers {
+        parts.headers.extend(*h);
+    }
     let body = match whole {
         Some(whole) => send::TrackedBody::whole(whole, Some(in_flight), admitted),
         None => send::TrackedBody::new(body, Some(in_flight), admitted),
@@ -316,16 +294,83 @@ async fn forward(
     Ok(Response::from_parts(parts, Either::Left(body)))
 }
 
+/// Stages 1 and 2: checks the head (`hygiene`: what hyper lets through but
+/// must not be forwarded, such as a missing, doubled or contradicted Host,
+/// a coding other than chunked, a long target), normalises its path once
+/// for routing, policies and the upstream, and routes it. Gives the host
+/// it was routed on: the Host header (HTTP/1) or the authority (HTTP/2).
+fn check_and_route(
+    config: &Compiled,
+    parts: &mut Parts,
+) -> Result<(RouteMatch, Option<HeaderValue>), Error> {
+    let host = hygiene::check(parts)?;
+    if let Cow::Owned(path) = normalize::normalize(parts.uri.path())? {
+        set_path(&mut parts.uri, &path)?;
+    }
+    let host_str = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
+    let m = config
+        .router
+        .lookup(host_str, parts.uri.path(), &parts.method, &parts.headers)
+        .ok_or(Error::NoRoute)?;
+    Ok((m, host))
+}
+
+/// Stage 4: the URI to the target, the path stripped if asked, hop-by-hop
+/// headers out (but a WebSocket upgrade's, whose client side is taken),
+/// X-Forwarded-* and X-Request-Id in (beside the map: `headers::Added`).
+fn rewrite(
+    parts: &mut Parts,
+    route: &CompiledRoute,
+    m: RouteMatch,
+    conn: &Conn,
+    host: Option<HeaderValue>,
+    request_id: &HeaderValue,
+) -> Result<(send::Rewritten, Option<OnUpgrade>), Error> {
+    let (websocket, client_upgrade) = match upgrade::websocket(parts) {
+        Some(u) => (Some(u), Some(upgrade::client(parts))),
+        None => (None, None),
+    };
+    let path_and_query = if route.strip_path && m.matched_len > 0 {
+        strip_prefix(&parts.uri, m.matched_len)?
+    } else {
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"))
+    };
+    let proto = if conn.tls { "https" } else { "http" };
+    let headers = &mut parts.headers;
+    headers::strip_hop_by_hop(headers);
+    if let Some(u) = websocket {
+        upgrade::set_headers(headers, u);
+    }
+    let ip = conn.peer.ip();
+    let mut to = send::Rewritten {
+        path_and_query,
+        added: headers::forwarded(headers, ip, proto, host.as_ref(), request_id.clone()),
+    };
+    if route.preserve_host {
+        if let Some(h) = host {
+            headers.insert(header::HOST, h);
+        }
+    } else {
+        // The pool writes the target's address instead.
+        to.added.host_from = headers::HostFrom::Target;
+    }
+    Ok((to, client_upgrade))
+}
+
 /// Replaces the request's path, keeping its query (and authority).
-fn set_path<B>(req: &mut Request<B>, path: &str) -> Result<(), Error> {
-    let pq = match req.uri().query() {
+fn set_path(uri: &mut Uri, path: &str) -> Result<(), Error> {
+    let pq = match uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path.to_owned(),
     };
-    let mut parts = req.uri().clone().into_parts();
+    let mut parts = uri.clone().into_parts();
     parts.path_and_query =
         Some(PathAndQuery::try_from(pq).map_err(|_| Error::InvalidPath("not a valid URI path"))?);
-    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| Error::InvalidPath("not a valid URI"))?;
+    *uri = Uri::from_parts(parts).map_err(|_| Error::InvalidPath("not a valid URI"))?;
     Ok(())
 }
 

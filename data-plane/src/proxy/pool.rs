@@ -204,7 +204,9 @@ impl Pool {
                 }
                 Sender::H2(mut s) => {
                     let req = h2_request(scheme, authority, (parts, added), path, body)?;
-                    match within(due, s.try_send_request(req)).await? {
+                    // Boxed as connecting is: hyper's HTTP/2 request
+                    // future was 800 bytes of every request's future.
+                    match within(due, Box::pin(s.try_send_request(req))).await? {
                         Ok(resp) => return Ok(resp.map(LeasedBody::h2)),
                         Err(mut failed) => match failed.take_message() {
                             Some(unsent) if reused => body = unsent.into_body(),

@@ -13,8 +13,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
+use http::Response;
+use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, SizeHint};
 use turnpike_model::upstream::balancing::MAX_RETRIES;
@@ -55,22 +56,23 @@ pub struct Rewritten {
     pub added: Added,
 }
 
-/// Sends `req` (URI still origin-form; `to.path_and_query` is what goes
-/// upstream, with `to.added`) to one of the upstream's targets.
+/// Sends the request (`parts` and `body`; URI still origin-form,
+/// `to.path_and_query` is what goes upstream, with `to.added`) to one of
+/// the upstream's targets. The head is borrowed: owned here, it was a copy
+/// in this future beside the caller's.
 pub async fn send(
     upstream: &CompiledUpstream,
     limits: BodyLimits,
     stats: &Arc<RouteStats>,
     client_ip: IpAddr,
     consumer: Option<&str>,
-    req: Request<Outbound>,
-    to: Rewritten,
+    (parts, to): (&mut Parts, &Rewritten),
+    body: Outbound,
 ) -> Result<Sent, Error> {
     let Rewritten {
         path_and_query,
         added,
     } = to;
-    let (mut parts, body) = req.into_parts();
     let resendable = upstream.retries > 0 && retry::idempotent(&parts.method);
     // What a retry resends, kept only for requests that may be retried. A
     // request without a body goes out as one (the client's empty body is
@@ -119,7 +121,7 @@ pub async fn send(
     loop {
         let ctx = PickContext {
             headers: &parts.headers,
-            added: Some(&added),
+            added: Some(added),
             client_ip,
             consumer,
         };
@@ -154,7 +156,7 @@ pub async fn send(
         ));
         let result = upstream
             .client
-            .send_parts(to, (&parts, &added), &path_and_query, body, due)
+            .send_parts(to, (parts, added), path_and_query, body, due)
             .await;
         match result {
             Ok(response) => {

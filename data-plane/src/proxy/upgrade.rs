@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -21,11 +22,11 @@ use crate::proxy::h1::conn::Io;
 /// The client's `Upgrade` value when it asks for a WebSocket: a GET over
 /// HTTP/1.1 with `upgrade` among the `Connection` tokens and `Upgrade:
 /// websocket` (tokens compared without case).
-pub fn websocket<B>(req: &Request<B>) -> Option<HeaderValue> {
-    if req.method() != Method::GET || req.version() != Version::HTTP_11 {
+pub fn websocket(req: &Parts) -> Option<HeaderValue> {
+    if req.method != Method::GET || req.version != Version::HTTP_11 {
         return None;
     }
-    let headers = req.headers();
+    let headers = &req.headers;
     // `Upgrade` first: most requests have none, and one lookup tells.
     let mut upgrade = headers.get_all(header::UPGRADE).iter();
     let (Some(v), None) = (upgrade.next(), upgrade.next()) else {
@@ -38,6 +39,16 @@ pub fn websocket<B>(req: &Request<B>) -> Option<HeaderValue> {
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
     (asks && is_websocket(v)).then(|| v.clone())
+}
+
+/// The client's side of the upgrade, taken out of the head's extensions
+/// (where hyper put it) as `hyper::upgrade::on` takes it out of a request.
+pub fn client(req: &mut Parts) -> OnUpgrade {
+    let mut holder = Request::new(());
+    std::mem::swap(holder.extensions_mut(), &mut req.extensions);
+    let client = hyper::upgrade::on(&mut holder);
+    std::mem::swap(holder.extensions_mut(), &mut req.extensions);
+    client
 }
 
 fn is_websocket(v: &HeaderValue) -> bool {
@@ -125,12 +136,14 @@ async fn splice(
 mod tests {
     use super::*;
 
-    fn req(conn: &str, upgrade: &str) -> Request<()> {
+    fn req(conn: &str, upgrade: &str) -> Parts {
         Request::get("/")
             .header(header::CONNECTION, conn)
             .header(header::UPGRADE, upgrade)
             .body(())
             .unwrap()
+            .into_parts()
+            .0
     }
 
     #[test]
@@ -140,10 +153,10 @@ mod tests {
         assert!(websocket(&req("Upgrade, HTTP2-Settings", "h2c")).is_none());
         assert!(websocket(&req("keep-alive", "websocket")).is_none());
         let mut post = req("upgrade", "websocket");
-        *post.method_mut() = Method::POST;
+        post.method = Method::POST;
         assert!(websocket(&post).is_none());
         let mut h2 = req("upgrade", "websocket");
-        *h2.version_mut() = Version::HTTP_2;
+        h2.version = Version::HTTP_2;
         assert!(websocket(&h2).is_none());
     }
 }

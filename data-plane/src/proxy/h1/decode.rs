@@ -175,26 +175,28 @@ fn content_length(value: &[u8]) -> Result<u64, Invalid> {
     })
 }
 
+/// The body's framing. Ambiguous framing fields are refused even on an
+/// answer with no body, whose fields are passed on to the client as they
+/// are: the proxy checks them nowhere else.
 fn framing(status: StatusCode, http10: bool, head: bool, f: &Fields) -> Result<Framing, Invalid> {
+    if f.te.is_some() && f.lengths > 0 {
+        return Err(Invalid("Content-Length with Transfer-Encoding"));
+    }
+    if f.lengths > 1 {
+        return Err(Invalid("more than one Content-Length"));
+    }
+    let length = f.length.map(content_length).transpose()?;
     // RFC 9112 §6.3: these never carry a body, whatever the fields claim.
     if head || status.is_informational() || status == 204 || status == 304 {
         return Ok(Framing::Empty);
     }
     if let Some(te) = f.te {
-        if f.lengths > 0 {
-            return Err(Invalid("Content-Length with Transfer-Encoding"));
-        } else if http10 {
+        if http10 {
             return Err(Invalid("Transfer-Encoding in an HTTP/1.0 response"));
         }
         return te;
     }
-    if f.lengths > 1 {
-        return Err(Invalid("more than one Content-Length"));
-    }
-    match f.length {
-        Some(v) => content_length(v).map(Framing::Length),
-        None => Ok(Framing::Close),
-    }
+    Ok(length.map_or(Framing::Close, Framing::Length))
 }
 
 /// Parses one response head from the front of `buf`. `Ok(None)`: incomplete,

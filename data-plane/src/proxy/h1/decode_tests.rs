@@ -119,9 +119,30 @@ fn repeated_fields_and_name_case_are_kept() {
 
 #[test]
 fn no_content_204_ignores_body_fields() {
-    let h =
-        head("HTTP/1.1 204 No Content\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let h = head("HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n");
     assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
+    let h = head("HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_eq!(h.framing, Framing::Empty);
+}
+
+/// The fields of an answer with no body go to the client as they are, so
+/// they are held to the same rules as any other's.
+#[test]
+fn bodiless_answers_with_ambiguous_framing_fields_are_refused() {
+    for status in ["204 No Content", "304 Not Modified", "200 OK"] {
+        for fields in [
+            "Content-Length: 7\r\nTransfer-Encoding: chunked",
+            "Content-Length: 7\r\nContent-Length: 7",
+            "Content-Length: 7, 7",
+            "Content-Length: seven",
+        ] {
+            let text = format!("HTTP/1.1 {status}\r\n{fields}\r\n\r\n");
+            // A 200 has no body only as the answer to a HEAD.
+            let head_request = status == "200 OK";
+            let got = response_head(&mut buf(text.as_bytes()), head_request);
+            assert!(got.is_err(), "{status} with {fields:?} was accepted");
+        }
+    }
 }
 
 #[test]
