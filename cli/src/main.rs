@@ -19,12 +19,6 @@ use clap::{Parser, Subcommand};
 use turnpike_cli::common::{self, UsageError, parse_duration, read_pem, runtime, shutdown_signal};
 use turnpike_cli::data_plane_cmd::{self, DataPlaneArgs};
 
-/// mimalloc, not glibc's malloc: the request path allocates blocks of a few
-/// KB (boxed futures, read buffers) that glibc serves on its slow path
-/// (docs/PERFORMANCE.md, "allocator").
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "turnpike", version, about = "Turnpike API gateway")]
 struct Cli {

@@ -10,12 +10,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use turnpike_cli::data_plane_cmd::{self, DataPlaneArgs};
 
-/// mimalloc, not glibc's malloc: the request path allocates blocks of a few
-/// KB (boxed futures, read buffers) that glibc serves on its slow path
-/// (docs/PERFORMANCE.md, "allocator").
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "turnpike-data-plane",
