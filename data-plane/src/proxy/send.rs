@@ -119,13 +119,17 @@ pub async fn send(
     // untried target is left for a retry.
     let mut last: Option<Error> = None;
     loop {
-        let ctx = PickContext {
-            headers: &parts.headers,
-            added: Some(added),
-            client_ip,
-            consumer,
+        // In a block: a borrowed local would be kept across the await below.
+        let picked = {
+            let ctx = PickContext {
+                headers: &parts.headers,
+                added: Some(added),
+                client_ip,
+                consumer,
+            };
+            upstream.balancer.pick(&ctx, &tried[..attempts])
         };
-        let Some(i) = upstream.balancer.pick(&ctx, &tried[..attempts]) else {
+        let Some(i) = picked else {
             return Err(match last {
                 Some(e) => e,
                 None => Error::NoTarget(upstream.name.clone()),
@@ -154,10 +158,14 @@ pub async fn send(
         let due = Some(tokio::time::Instant::from_std(
             started + upstream.read_timeout,
         ));
-        let result = upstream
+        // Boxed: glibc serves blocks up to 1 KB from its thread cache and
+        // larger ones on a slow path (~400 instructions a malloc and free,
+        // callgrind); inline, this future took this one and `forward`'s
+        // (both boxed) past it.
+        let exchange = upstream
             .client
-            .send_parts(to, (parts, added), path_and_query, body, due)
-            .await;
+            .send_parts(to, (parts, added), path_and_query, body, due);
+        let result = Box::pin(exchange).await;
         match result {
             Ok(response) => {
                 let ended = Instant::now();
