@@ -1,5 +1,6 @@
 //! The request path, top to bottom: load the config once → match a route →
-//! pick a target → rewrite the request → send it through the upstream's pool
+//! policies → rewrite the request (`rewrite`) → pick a target and send it through the
+//! upstream's pool
 //! (`send`: attempts, `retry`, the `breaker`, in-flight and health
 //! accounting; pools in `client` and `pool`, connections in `connector`,
 //! HTTP/1 ones driven by the request using them: `lease`) → hand the
@@ -25,6 +26,7 @@ pub mod pool;
 pub mod replay;
 pub mod request_id;
 pub mod retry;
+pub mod rewrite;
 pub mod send;
 pub mod upgrade;
 
@@ -40,10 +42,9 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper::upgrade::OnUpgrade;
 use tracing::Instrument;
 
-use crate::compile::{Compiled, CompiledRoute};
+use crate::compile::Compiled;
 use crate::listener::Conn;
 use crate::observe::exchange::Exchange;
 use crate::observe::spans;
@@ -199,7 +200,7 @@ async fn forward(
     }
 
     // 4. Rewrite (`rewrite`).
-    let (mut to, client_upgrade) = rewrite(parts, route, m, conn, host, request_id)?;
+    let (mut to, client_upgrade) = rewrite::rewrite(parts, route, m, conn, host, request_id)?;
 
     // 5. Balance and send (with retries where allowed), each attempt
     //    bounded by the upstream's read timeout (connect included). The
@@ -318,52 +319,6 @@ fn check_and_route(
     Ok((m, host))
 }
 
-/// Stage 4: the URI to the target, the path stripped if asked, hop-by-hop
-/// headers out (but a WebSocket upgrade's, whose client side is taken),
-/// X-Forwarded-* and X-Request-Id in (beside the map: `headers::Added`).
-fn rewrite(
-    parts: &mut Parts,
-    route: &CompiledRoute,
-    m: RouteMatch,
-    conn: &Conn,
-    host: Option<HeaderValue>,
-    request_id: &HeaderValue,
-) -> Result<(send::Rewritten, Option<OnUpgrade>), Error> {
-    let (websocket, client_upgrade) = match upgrade::websocket(parts) {
-        Some(u) => (Some(u), Some(upgrade::client(parts))),
-        None => (None, None),
-    };
-    let path_and_query = if route.strip_path && m.matched_len > 0 {
-        strip_prefix(&parts.uri, m.matched_len)?
-    } else {
-        parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"))
-    };
-    let proto = if conn.tls { "https" } else { "http" };
-    let headers = &mut parts.headers;
-    headers::strip_hop_by_hop(headers);
-    if let Some(u) = websocket {
-        upgrade::set_headers(headers, u);
-    }
-    let ip = conn.peer.ip();
-    let mut to = send::Rewritten {
-        path_and_query,
-        added: headers::forwarded(headers, ip, proto, host.as_ref(), request_id.clone()),
-    };
-    if route.preserve_host {
-        if let Some(h) = host {
-            headers.insert(header::HOST, h);
-        }
-    } else {
-        // The pool writes the target's address instead.
-        to.added.host_from = headers::HostFrom::Target;
-    }
-    Ok((to, client_upgrade))
-}
-
 /// Replaces the request's path, keeping its query (and authority).
 fn set_path(uri: &mut Uri, path: &str) -> Result<(), Error> {
     let pq = match uri.query() {
@@ -375,23 +330,6 @@ fn set_path(uri: &mut Uri, path: &str) -> Result<(), Error> {
         Some(PathAndQuery::try_from(pq).map_err(|_| Error::InvalidPath("not a valid URI path"))?);
     *uri = Uri::from_parts(parts).map_err(|_| Error::InvalidPath("not a valid URI"))?;
     Ok(())
-}
-
-/// Removes the first `len` bytes of the path, keeping the query. What is
-/// left always starts with `/`.
-fn strip_prefix(uri: &Uri, len: usize) -> Result<PathAndQuery, Error> {
-    let path = uri.path();
-    let rest = path.get(len..).unwrap_or("");
-    let rest = if rest.starts_with('/') {
-        rest.to_owned()
-    } else {
-        format!("/{rest}")
-    };
-    let full = match uri.query() {
-        Some(q) => format!("{rest}?{q}"),
-        None => rest,
-    };
-    PathAndQuery::try_from(full).map_err(|e| Error::BadUpstreamRequest(e.to_string()))
 }
 
 /// The proxy's own answers: small JSON bodies naming the request id;
@@ -435,17 +373,4 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<P
         HeaderValue::from_static("application/json"),
     );
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strip_keeps_query_and_leading_slash() {
-        let uri: Uri = "/api/users/7?x=1".parse().unwrap();
-        assert_eq!(strip_prefix(&uri, 4).unwrap().as_str(), "/users/7?x=1");
-        let uri: Uri = "/api".parse().unwrap();
-        assert_eq!(strip_prefix(&uri, 4).unwrap().as_str(), "/");
-    }
 }
