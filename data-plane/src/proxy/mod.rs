@@ -1,16 +1,14 @@
 //! The request path, top to bottom: load the config once → match a route →
-//! policies → rewrite the request (`rewrite`) → pick a target and send it through the
-//! upstream's pool
-//! (`send`: attempts, `retry`, the `breaker`, in-flight and health
-//! accounting; pools in `client` and `pool`, connections in `connector`,
-//! HTTP/1 ones driven by the request using them: `lease`) → hand the
-//! response back,
-//! streaming both bodies (but a small request body a retry may resend,
-//! read whole first by `replay`). Before routing, the
-//! request is checked (`hygiene`) and its path normalised once
-//! (`normalize`); every answer carries the request's `X-Request-Id`
-//! (`request_id`). WebSocket upgrades are spliced by `upgrade`. Bodies a
-//! policy rewrites are read whole by `buffered`.
+//! policies → rewrite the request (`rewrite`) → pick a target and send it
+//! through the upstream's pool (`send`: attempts, `retry`, the `breaker`,
+//! in-flight and health accounting; pools in `client` and `pool`,
+//! connections in `connector`, HTTP/1 ones driven by the request using
+//! them: `lease`) → hand the response back, streaming both bodies (but a
+//! small request body a retry may resend, read whole first by `replay`).
+//! Before routing, the request is checked (`hygiene`) and its path
+//! normalised once (`normalize`); every answer carries the request's
+//! `X-Request-Id` (`request_id`). WebSocket upgrades are spliced by
+//! `upgrade`. Bodies a policy rewrites are read whole by `buffered`.
 
 pub mod body;
 pub mod breaker;
