@@ -105,15 +105,15 @@ impl LeasedBody {
         }
     }
 
-    /// After a 101: the upstream's socket and the bytes it already sent
-    /// past the 101's head, for the tunnel. The connection stops being the
-    /// pool's.
     /// Whether the head came from the HTTP/1 decoder, which refused
     /// ambiguous framing fields (`h1::decode`) before the proxy saw them.
     pub fn framing_checked(&self) -> bool {
         matches!(self.inner, Inner::H1(_))
     }
 
+    /// After a 101: the upstream's socket and the bytes it already sent
+    /// past the 101's head, for the tunnel. The connection stops being the
+    /// pool's.
     pub fn upgraded(&mut self) -> Option<(Box<Io>, BytesMut)> {
         match &mut self.inner {
             Inner::H1(lease) => lease.take().map(|l| l.conn.into_upgraded()),
