@@ -40,6 +40,20 @@ pub struct Conn {
     /// Keeps the connection's permit and activity alive for a tunnel made
     /// from it (`proxy::upgrade`).
     pub hold: Arc<hold::ConnectionHold>,
+    /// `peer`'s address as `X-Forwarded-For` states it, made once: each
+    /// request clones it (a reference count) instead of allocating it.
+    pub forwarded_for: http::HeaderValue,
+}
+
+impl Conn {
+    pub fn new(peer: SocketAddr, tls: bool, hold: Arc<hold::ConnectionHold>) -> Conn {
+        Conn {
+            peer,
+            tls,
+            hold,
+            forwarded_for: crate::proxy::headers::client_text(peer.ip()),
+        }
+    }
 }
 
 /// Open connections of the proxy listeners, by kind, for `/metrics`
@@ -109,11 +123,7 @@ pub async fn serve_with<H, F, B>(
         );
         // The permit goes with the hold: a tunnel made from the connection
         // keeps it after the connection's task ends.
-        let conn = Arc::new(Conn {
-            peer,
-            tls: false,
-            hold: holds.hold(activity.clone(), permit),
-        });
+        let conn = Arc::new(Conn::new(peer, false, holds.hold(activity.clone(), permit)));
         let svc = service_fn(move |req: Request<Incoming>| {
             idle::track(&activity, req.version(), handler(conn.clone(), req))
         });

@@ -194,11 +194,7 @@ async fn connection<H, F, B>(
         limits.header_read_timeout,
         limits.idle_timeout,
     );
-    let conn = Arc::new(Conn {
-        peer,
-        tls: true,
-        hold: conn_hold,
-    });
+    let conn = Arc::new(Conn::new(peer, true, conn_hold));
     let svc = service_fn(move |req: Request<Incoming>| {
         idle::track(&activity, req.version(), handler(conn.clone(), req))
     });

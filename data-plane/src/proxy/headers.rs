@@ -178,14 +178,15 @@ impl Added {
     }
 }
 
-/// The forwarding fields for a request from `client` over `proto`, asked
+/// The forwarding fields for a request from `client` (its address as
+/// text: [`client_text`], made once per connection) over `proto`, asked
 /// for `host`: the client appended to `X-Forwarded-For`, the scheme and
 /// host stated, `request_id` set. Whatever the client sent of these, and of
 /// `traceparent` (the caller adds the proxy's), is taken out of `headers`;
 /// one pass over the names tells whether there is any.
 pub fn forwarded(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    client: &HeaderValue,
     proto: &'static str,
     host: Option<&HeaderValue>,
     request_id: HeaderValue,
@@ -199,26 +200,18 @@ pub fn forwarded(
     ];
     let mut prior = None;
     if headers.keys().any(|n| replaced.contains(&n)) {
-        prior = headers.get(&X_FORWARDED_FOR).cloned();
+        prior = chain(headers, client);
         for name in replaced {
             headers.remove(name);
         }
     }
-    let mut ip = IpText::default();
-    let ip = ip.of(client);
-    let xff = match prior.as_ref().map(HeaderValue::as_bytes) {
-        Some(prior) if !prior.is_empty() => {
-            let mut v = Vec::with_capacity(prior.len() + 2 + ip.len());
-            v.extend_from_slice(prior);
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(ip.as_bytes());
-            HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
-        }
-        _ => HeaderValue::from_str(ip),
-    };
     let mut added = Added::default();
-    if let Ok(v) = xff {
+    // The chain has the bytes of valid values and ", ": valid too.
+    if let Some(Ok(v)) = prior.map(|v| HeaderValue::from_maybe_shared(bytes::Bytes::from(v))) {
         added.push(&X_FORWARDED_FOR, v);
+    } else {
+        // A reference count: no allocation for the common request.
+        added.push(&X_FORWARDED_FOR, client.clone());
     }
     added.push(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Some(h) = host {
@@ -226,6 +219,36 @@ pub fn forwarded(
     }
     added.push(&X_REQUEST_ID, request_id);
     added
+}
+
+/// Every `X-Forwarded-For` line the client sent, in order, joined as one
+/// list (RFC 9110 §5.3: the same as one line of them all), then `client`;
+/// `None` when it sent none or only empty ones. Each line counts: keeping
+/// only the first would drop the hops nearest to the proxy, the ones an
+/// upstream that trusts the right end of the list reads.
+fn chain(headers: &HeaderMap, client: &HeaderValue) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    for line in headers.get_all(&X_FORWARDED_FOR) {
+        let line = line.as_bytes().trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        let v = out.get_or_insert_with(|| Vec::with_capacity(line.len() + 2 + client.len()));
+        if !v.is_empty() {
+            v.extend_from_slice(b", ");
+        }
+        v.extend_from_slice(line);
+    }
+    out.map(|mut v| {
+        v.extend_from_slice(b", ");
+        v.extend_from_slice(client.as_bytes());
+        v
+    })
+}
+
+/// A client's address as `X-Forwarded-For` states it.
+pub fn client_text(ip: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(IpText::default().of(ip)).expect("an address is a valid header value")
 }
 
 /// An address as text without `fmt` for IPv4 (the common case on the
@@ -355,7 +378,13 @@ mod tests {
         }
         let mut h = HeaderMap::new();
         let id = HeaderValue::from_static("id");
-        let added = forwarded(&mut h, "::1".parse().unwrap(), "https", None, id);
+        let added = forwarded(
+            &mut h,
+            &client_text("::1".parse().unwrap()),
+            "https",
+            None,
+            id,
+        );
         let fields: Vec<_> = added.fields().collect();
         assert_eq!(
             fields[0],
@@ -387,7 +416,7 @@ mod tests {
         let host = HeaderValue::from_static("api.example.com");
         let added = forwarded(
             &mut h,
-            "127.0.0.1".parse().unwrap(),
+            &client_text("127.0.0.1".parse().unwrap()),
             "http",
             Some(&host),
             id,
@@ -420,7 +449,13 @@ mod tests {
         }
         h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         let id = HeaderValue::from_static("id-2");
-        let added = forwarded(&mut h, "127.0.0.1".parse().unwrap(), "http", None, id);
+        let added = forwarded(
+            &mut h,
+            &client_text("127.0.0.1".parse().unwrap()),
+            "http",
+            None,
+            id,
+        );
         assert_eq!(h.len(), 1, "only the client's own fields are left: {h:?}");
         let fields: Vec<_> = added
             .fields()
@@ -429,7 +464,7 @@ mod tests {
         assert_eq!(
             fields,
             [
-                ("x-forwarded-for", "10.0.0.1, 127.0.0.1"),
+                ("x-forwarded-for", "10.0.0.1, 10.0.0.2, 127.0.0.1"),
                 ("x-forwarded-proto", "http"),
                 ("x-request-id", "id-2"),
             ]

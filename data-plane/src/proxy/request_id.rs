@@ -33,12 +33,15 @@ fn is_sane(v: &HeaderValue) -> bool {
     !b.is_empty() && b.len() <= MAX_LEN && b.iter().all(|c| matches!(c, 0x21..=0x7e))
 }
 
-/// 32 lower-case hex digits from the thread-local generator.
+/// 32 lower-case hex digits from the thread-local generator. The digits
+/// are the value's owner: one allocation, where a copied slice took a
+/// second at its first clone (the id goes upstream and back to the client).
 pub fn generate() -> HeaderValue {
     let n: u128 = rand::random();
     let mut buf = [0u8; 32];
     hex::encode_to_slice(n.to_be_bytes(), &mut buf).expect("32 digits for 16 bytes");
-    HeaderValue::from_bytes(&buf).expect("hex digits are a valid header value")
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
+        .expect("hex digits are a valid header value")
 }
 
 #[cfg(test)]

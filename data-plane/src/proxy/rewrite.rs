@@ -47,10 +47,15 @@ pub fn rewrite(
     if let Some(u) = websocket {
         upgrade::set_headers(headers, u);
     }
-    let ip = conn.peer.ip();
     let mut to = Rewritten {
         path_and_query,
-        added: headers::forwarded(headers, ip, proto, host.as_ref(), request_id.clone()),
+        added: headers::forwarded(
+            headers,
+            &conn.forwarded_for,
+            proto,
+            host.as_ref(),
+            request_id.clone(),
+        ),
     };
     if route.preserve_host {
         if let Some(h) = host {
