@@ -23,6 +23,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::decode::{self, Chunked};
 use super::encode::{self, Framing};
+use super::names::Names;
 use crate::Error;
 use crate::proxy::client::UpstreamBody;
 use crate::proxy::headers::Added;
@@ -78,6 +79,8 @@ pub struct H1Conn {
     /// While a response head is awaited: whether the request was a `HEAD`
     /// (an abandoned exchange is finished with it: `drain`).
     awaiting: Option<bool>,
+    /// The last response head's field names (`h1::names`).
+    names: Names,
 }
 
 /// What an exchange came to.
@@ -114,6 +117,7 @@ impl H1Conn {
             sending: None,
             keep: true,
             awaiting: None,
+            names: Names::default(),
         }
     }
 
@@ -190,7 +194,7 @@ impl H1Conn {
             }
         }
         loop {
-            match decode::response_head(&mut self.buf, head_request) {
+            match decode::response_head(&mut self.buf, head_request, &mut self.names) {
                 Err(e) => return Poll::Ready(Err(Error::UpstreamInvalid(e))),
                 Ok(Some(head))
                     if head.status.is_informational()

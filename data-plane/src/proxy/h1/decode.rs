@@ -10,8 +10,12 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING,
+};
 use http::{StatusCode, Version};
+
+use super::names::Names;
 
 /// A head longer than this is rejected rather than buffered without bound.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -55,25 +59,25 @@ pub struct Head {
     pub keep_alive: bool,
 }
 
-/// The fields of a parsed head or trailer section as a map; the values are
-/// slices of `block` (the section's bytes, frozen), not copies. Without
-/// `Connection` when `drop_connection`: this connection's business only,
-/// which the proxy would remove again (a lookup and a shift a response).
+/// The fields of a parsed head or trailer section as a map, named by
+/// `names` (theirs, in order: [`Names::of`]); the values are slices of
+/// `block` (the section's bytes, frozen), not copies. Without `Connection`
+/// when `drop_connection`: this connection's business only, which the
+/// proxy would remove again (a lookup and a shift a response).
 fn field_map(
     block: &Bytes,
     fields: &[httparse::Header<'_>],
+    names: &[HeaderName],
     drop_connection: bool,
 ) -> Result<HeaderMap, Invalid> {
     let mut map = HeaderMap::with_capacity(fields.len());
-    for h in fields {
-        if drop_connection && h.name.eq_ignore_ascii_case("connection") {
+    for (h, name) in fields.iter().zip(names) {
+        if drop_connection && name == CONNECTION {
             continue;
         }
-        let name =
-            HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Invalid("bad header name"))?;
         let value = HeaderValue::from_maybe_shared(block.slice_ref(h.value))
             .map_err(|_| Invalid("bad header value"))?;
-        map.append(name, value);
+        map.append(name.clone(), value);
     }
     Ok(map)
 }
@@ -125,13 +129,15 @@ struct Fields<'a> {
     names_fields: bool,
 }
 
-fn scan<'a>(fields: &[httparse::Header<'a>]) -> Fields<'a> {
+/// `names`: the fields' (a compare of standard names each, where a
+/// case-insensitive compare of every raw name with three cost more).
+fn scan<'a>(fields: &[httparse::Header<'a>], names: &[HeaderName]) -> Fields<'a> {
     let mut f = Fields::default();
-    for h in fields {
-        if h.name.eq_ignore_ascii_case("content-length") {
+    for (h, name) in fields.iter().zip(names) {
+        if name == CONTENT_LENGTH {
             f.lengths += 1;
             f.length = Some(h.value);
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if name == TRANSFER_ENCODING {
             let mut te = f.te.unwrap_or(Ok(Framing::Close));
             let mut any = false;
             for coding in list(h.value).filter(|c| !c.is_empty()) {
@@ -148,7 +154,7 @@ fn scan<'a>(fields: &[httparse::Header<'a>]) -> Fields<'a> {
                 te = te.and(Err(Invalid("empty Transfer-Encoding")));
             }
             f.te = Some(te);
-        } else if h.name.eq_ignore_ascii_case("connection") {
+        } else if name == CONNECTION {
             for token in list(h.value) {
                 let close = token.eq_ignore_ascii_case(b"close");
                 let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
@@ -203,7 +209,12 @@ fn framing(status: StatusCode, http10: bool, head: bool, f: &Fields) -> Result<F
 /// read more. On success the head's bytes are split off `buf` (the header
 /// values are slices of them) and whatever follows stays in `buf`.
 /// `request_was_head`: the request's method was HEAD, so there is no body.
-pub fn response_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Option<Head>, Invalid> {
+/// `names`: the connection's, from its last head.
+pub fn response_head(
+    buf: &mut BytesMut,
+    request_was_head: bool,
+    names: &mut Names,
+) -> Result<Option<Head>, Invalid> {
     // Scanning at most MAX_HEAD bytes bounds the work redone on every read.
     let window = &buf[..buf.len().min(MAX_HEAD)];
     let Some(len) = head_end(window) else {
@@ -236,7 +247,10 @@ pub fn response_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Optio
     let status = res.code.ok_or(Invalid("bad status line"))?;
     let status = StatusCode::from_u16(status).map_err(|_| Invalid("bad status code"))?;
     let http10 = version == Version::HTTP_10;
-    let scanned = scan(res.headers);
+    let names = names
+        .of(res.headers.iter().map(|h| h.name))
+        .ok_or(Invalid("bad header name"))?;
+    let scanned = scan(res.headers, names);
     let framing = framing(status, http10, request_was_head, &scanned)?;
     let persistent = !scanned.close && (scanned.keep_alive || !http10);
     // After 101 the bytes belong to another protocol; after Close, to nobody.
@@ -245,7 +259,12 @@ pub fn response_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Optio
         status,
         version,
         // A 101's `Connection: upgrade` is checked and passed on (`upgrade`).
-        headers: field_map(&block, res.headers, status != 101 && !scanned.names_fields)?,
+        headers: field_map(
+            &block,
+            res.headers,
+            names,
+            status != 101 && !scanned.names_fields,
+        )?,
         framing,
         keep_alive,
     }))
@@ -397,7 +416,11 @@ impl Chunked {
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
         match httparse::parse_headers(&block, &mut storage) {
             Ok(httparse::Status::Complete((_, fields))) => {
-                field_map(&block, fields, false).map(|map| Some(Chunk::Trailers(map)))
+                let mut names = Names::default();
+                let names = names
+                    .of(fields.iter().map(|h| h.name))
+                    .ok_or(Invalid("bad trailer name"))?;
+                field_map(&block, fields, names, false).map(|map| Some(Chunk::Trailers(map)))
             }
             _ => Err(Invalid("bad trailer section")),
         }

@@ -2,7 +2,8 @@
 //! the proxy writes each request head into its connection's buffer
 //! (`encode`), parses response heads and bodies sans-IO (`decode`:
 //! httparse for heads, chunk sizes and trailers, the framing rules of RFC
-//! 9112 §6.3 strictly), and runs the exchange in the request's own task
+//! 9112 §6.3 strictly; `names` keeps a connection's field names from one
+//! head to the next), and runs the exchange in the request's own task
 //! (`conn`) on its socket (`io`). hyper's client did the same work through a dispatcher, three
 //! channels (request, response, body) and a fresh read buffer per message;
 //! what it cost is in docs/PERFORMANCE.md. HTTP/2 upstreams stay on
@@ -12,3 +13,4 @@ pub mod conn;
 pub mod decode;
 pub mod encode;
 pub mod io;
+pub mod names;
