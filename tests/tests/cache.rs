@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::json;
+use turnpike_tests::prometheus::Exposition;
 use turnpike_tests::{
     ControlPlane, DataPlane, Echo, Http, assert_status, drop_database, fresh_database_url, wait_for,
 };
@@ -60,12 +61,16 @@ async fn metric(dp: &DataPlane, name: &str) -> Option<f64> {
         .get(&format!("{}/metrics", dp.status))
         .await
         .ok()?;
-    let text = String::from_utf8_lossy(&a.body).into_owned();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once(' '))
-        .find(|(n, _)| *n == name)
-        .and_then(|(_, v)| v.trim().parse().ok())
+    let m = Exposition::parse(std::str::from_utf8(&a.body).ok()?);
+    let found: Vec<f64> = m
+        .matching(name, &[])
+        .filter(|s| s.labels.is_empty())
+        .map(|s| s.value)
+        .collect();
+    match found[..] {
+        [v] => Some(v),
+        _ => None,
+    }
 }
 
 async fn readyz(dp: &DataPlane) -> StatusCode {
