@@ -49,6 +49,13 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
     Some(i)
 }
 
+/// Whether `name` is a hop-by-hop field that goes whatever `Connection`
+/// says: one of [`HOP_BY_HOP`], `TE` or `Transfer-Encoding`. (For a request
+/// [`strip_hop_by_hop`] keeps `te: trailers`; a response has no use for it.)
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    hop_index(name).is_some() || *name == header::TE || *name == header::TRANSFER_ENCODING
+}
+
 /// A `Connection` token naming a header `strip_hop_by_hop` removes anyway
 /// (one of [`HOP_BY_HOP`], removed whenever present). Not `te`: named by
 /// `Connection`, it goes even as `te: trailers`.

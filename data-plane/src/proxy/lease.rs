@@ -111,6 +111,12 @@ impl LeasedBody {
         matches!(self.inner, Inner::H1(_))
     }
 
+    /// Whether the head came from the HTTP/1 decoder, which left its
+    /// hop-by-hop fields out of the map (all but a 101's: `h1::decode`).
+    pub fn hop_by_hop_removed(&self) -> bool {
+        matches!(self.inner, Inner::H1(_))
+    }
+
     /// After a 101: the upstream's socket and the bytes it already sent
     /// past the 101's head, for the tunnel. The connection stops being the
     /// pool's.

@@ -268,7 +268,9 @@ async fn forward(
         let resp = upgrade::switch(resp, client, upstream, Some(conn.hold.clone()))?;
         return Ok(resp.map(|b| Either::Left(send::TrackedBody::new(b, None, None))));
     }
-    headers::strip_hop_by_hop(&mut parts.headers);
+    if !body.hop_by_hop_removed() {
+        headers::strip_hop_by_hop(&mut parts.headers);
+    }
     if let Some(request_headers) = &request_headers {
         let mut rctx = ResponseCtx {
             status: parts.status,

@@ -21,7 +21,8 @@ use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Body;
 use tokio::time::{Instant, Sleep};
 
-use super::decode::{self, Chunked};
+use super::chunked::Chunked;
+use super::decode;
 use super::encode::{self, Framing};
 use super::names::Names;
 use crate::Error;

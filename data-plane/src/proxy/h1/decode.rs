@@ -1,5 +1,5 @@
-//! Parses upstream HTTP/1.x response heads and chunked body framing with
-//! httparse. Sans-IO: the caller owns the socket and the read buffer, feeds
+//! Parses upstream HTTP/1.x response heads with httparse (chunked bodies:
+//! `chunked`). Sans-IO: the caller owns the socket and the read buffer, feeds
 //! bytes into a `BytesMut` and calls back in when more arrive; nothing here
 //! blocks, reads or writes.
 //!
@@ -16,13 +16,11 @@ use http::header::{
 use http::{StatusCode, Version};
 
 use super::names::Names;
+use crate::proxy::headers::is_hop_by_hop;
 
 /// A head longer than this is rejected rather than buffered without bound.
 pub const MAX_HEAD: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 100;
-
-/// Chunks larger than 1 TiB are treated as a framing attack, not a body.
-const MAX_CHUNK: u64 = 1 << 40;
 
 /// Why an upstream response was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,18 +59,24 @@ pub struct Head {
 
 /// The fields of a parsed head or trailer section as a map, named by
 /// `names` (theirs, in order: [`Names::of`]); the values are slices of
-/// `block` (the section's bytes, frozen), not copies. Without `Connection`
-/// when `drop_connection`: this connection's business only, which the
-/// proxy would remove again (a lookup and a shift a response).
-fn field_map(
+/// `block` (the section's bytes, frozen), not copies. With `hop_by_hop`
+/// (a response head other than a 101), the hop-by-hop fields stay out of
+/// the map: `Connection` (a `named` one also the fields it names), the
+/// others `headers::is_hop_by_hop` lists, `TE` (a request's field) among
+/// them. They are this connection's business, which the proxy would take
+/// out again (`headers::strip_hop_by_hop`: a pass over the names, and a
+/// lookup and a shift per field found, a response).
+pub(super) fn field_map(
     block: &Bytes,
     fields: &[httparse::Header<'_>],
     names: &[HeaderName],
-    drop_connection: bool,
+    hop_by_hop: Option<Named>,
 ) -> Result<HeaderMap, Invalid> {
     let mut map = HeaderMap::with_capacity(fields.len());
     for (h, name) in fields.iter().zip(names) {
-        if drop_connection && name == CONNECTION {
+        if let Some(named) = hop_by_hop
+            && (is_hop_by_hop(name) || (named.0 && named_by_connection(fields, names, h.name)))
+        {
             continue;
         }
         let value = HeaderValue::from_maybe_shared(block.slice_ref(h.value))
@@ -80,6 +84,21 @@ fn field_map(
         map.append(name.clone(), value);
     }
     Ok(map)
+}
+
+/// Whether a head's `Connection` names fields other than the ones that go
+/// anyway (rare: those are then looked for among every field).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Named(bool);
+
+/// Whether a token of a `Connection` field of the head names `raw`.
+fn named_by_connection(fields: &[httparse::Header<'_>], names: &[HeaderName], raw: &str) -> bool {
+    fields
+        .iter()
+        .zip(names)
+        .filter(|(_, n)| *n == CONNECTION)
+        .flat_map(|(h, _)| list(h.value))
+        .any(|token| token.eq_ignore_ascii_case(raw.as_bytes()))
 }
 
 /// Room for the fields of one head, left uninitialised: httparse writes
@@ -263,7 +282,7 @@ pub fn response_head(
             &block,
             res.headers,
             names,
-            status != 101 && !scanned.names_fields,
+            (status != 101).then_some(Named(scanned.names_fields)),
         )?,
         framing,
         keep_alive,
@@ -298,143 +317,44 @@ fn head_end(bytes: &[u8]) -> Option<usize> {
     None
 }
 
-#[derive(Debug)]
-pub enum Chunk {
-    /// Body bytes (never empty), split off the front of `buf`.
-    Data(Bytes),
-    /// The trailer section (only when it has a field); End follows next call.
-    Trailers(HeaderMap),
-    /// The last chunk and the trailer section were consumed.
-    End,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum State {
-    #[default]
-    Size,
-    Data(u64),
-    Crlf,
-    Trailers,
-    Ending,
-    Done,
-}
-
-/// Chunked body decoder state machine.
-#[derive(Debug, Default)]
-pub struct Chunked {
-    state: State,
-}
-
-impl Chunked {
-    pub fn new() -> Chunked {
-        Chunked::default()
-    }
-
-    /// Decodes what it can from the front of `buf`. `Ok(None)`: need more
-    /// bytes; nothing is lost, partial progress is kept in `self` or `buf`.
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, Invalid> {
-        loop {
-            match self.state {
-                State::Size => {
-                    // httparse reads an empty size as 0, which would end the body early.
-                    if buf.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
-                        return Err(Invalid("bad chunk size"));
-                    }
-                    match httparse::parse_chunk_size(buf) {
-                        Ok(httparse::Status::Complete((n, size))) => {
-                            if size > MAX_CHUNK {
-                                return Err(Invalid("chunk size too large"));
-                            }
-                            let _ = buf.split_to(n);
-                            self.state = if size == 0 {
-                                State::Trailers
-                            } else {
-                                State::Data(size)
-                            };
-                        }
-                        // Extensions are unbounded in the grammar; the buffer is not.
-                        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
-                            return Err(Invalid("chunk size line too long"));
-                        }
-                        Ok(httparse::Status::Partial) => return Ok(None),
-                        Err(_) => return Err(Invalid("bad chunk size")),
-                    }
-                }
-                State::Data(left) => {
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                    let take = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
-                    let rest = left - take as u64;
-                    self.state = if rest == 0 {
-                        State::Crlf
-                    } else {
-                        State::Data(rest)
-                    };
-                    return Ok(Some(Chunk::Data(buf.split_to(take).freeze())));
-                }
-                State::Crlf => {
-                    let have = buf.len().min(2);
-                    if buf[..have] != b"\r\n"[..have] {
-                        return Err(Invalid("chunk not followed by CRLF"));
-                    }
-                    if have < 2 {
-                        return Ok(None);
-                    }
-                    let _ = buf.split_to(2);
-                    self.state = State::Size;
-                }
-                State::Trailers => return self.trailers(buf),
-                State::Ending => {
-                    self.state = State::Done;
-                    return Ok(Some(Chunk::End));
-                }
-                State::Done => return Ok(Some(Chunk::End)),
-            }
-        }
-    }
-
-    fn trailers(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, Invalid> {
-        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let window = &buf[..buf.len().min(MAX_HEAD)];
-        let (len, count) = match httparse::parse_headers(window, &mut storage) {
-            Ok(httparse::Status::Complete((len, fields))) => (len, fields.len()),
-            Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
-                return Err(Invalid("trailer section too large"));
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(Invalid("too many trailer fields")),
-            Err(_) => return Err(Invalid("bad trailer section")),
-        };
-        let block = buf.split_to(len).freeze();
-        if count == 0 {
-            self.state = State::Done;
-            return Ok(Some(Chunk::End));
-        }
-        self.state = State::Ending;
-        // Parsed again from its own bytes, as a head is (rare: trailers).
-        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        match httparse::parse_headers(&block, &mut storage) {
-            Ok(httparse::Status::Complete((_, fields))) => {
-                let mut names = Names::default();
-                let names = names
-                    .of(fields.iter().map(|h| h.name))
-                    .ok_or(Invalid("bad trailer name"))?;
-                field_map(&block, fields, names, false).map(|map| Some(Chunk::Trailers(map)))
-            }
-            _ => Err(Invalid("bad trailer section")),
-        }
-    }
-}
-
 #[cfg(test)]
 #[path = "decode_tests.rs"]
 mod tests;
 
 #[cfg(test)]
-#[path = "decode_chunked_tests.rs"]
-mod chunked_tests;
-
-#[cfg(test)]
 #[path = "decode_end_tests.rs"]
 mod end_tests;
+
+#[cfg(test)]
+mod hop_by_hop_tests {
+    //! (A 101 keeps them, for the tunnel: `tests`, on `Connection`.)
+
+    use super::*;
+
+    fn head(s: &str) -> Head {
+        response_head(&mut BytesMut::from(s), false, &mut Names::default())
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_response_head_leaves_its_hop_by_hop_fields_out() {
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\n\
+             Proxy-Connection: keep-alive\r\nProxy-Authenticate: Basic\r\nTrailer: X-T\r\n\
+             Upgrade: h2c\r\nTE: trailers\r\nx-secret: hidden\r\nX-Kept: yes\r\n\
+             Transfer-Encoding: chunked\r\n\r\n",
+        );
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(h.keep_alive);
+        let names: Vec<_> = h.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
+        // Only what Connection names goes with it.
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nX-Secret: 1\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(!h.keep_alive);
+        let names: Vec<_> = h.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-secret", "content-length"]);
+    }
+}

@@ -1,5 +1,5 @@
 //! The response body, read from the connection as the client's side asks
-//! for it: a known length, chunks (`decode::Chunked`) or everything until
+//! for it: a known length, chunks (`chunked::Chunked`) or everything until
 //! the upstream closes. Each frame is a slice of the read buffer, not a
 //! copy.
 
@@ -10,7 +10,7 @@ use hyper::body::Frame;
 
 use super::{H1Conn, Reading, io_error};
 use crate::Error;
-use crate::proxy::h1::decode::Chunk;
+use crate::proxy::h1::chunked::Chunk;
 
 impl H1Conn {
     /// The next frame of the response body; `None` at its end, after which

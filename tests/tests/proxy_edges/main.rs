@@ -1,7 +1,8 @@
 //! Edges of the proxy core, with real processes: a WebSocket upgrade over
-//! the TLS listener, a `101` the proxy must not pass on (`502`), and bare LF
-//! line endings in a request (docs/proxy.md, "Limits and request hygiene"
-//! and "WebSocket").
+//! the TLS listener and a `101` the proxy must not pass on (`502`) in
+//! `upgrades`; bare LF line endings in a request and an upstream's
+//! hop-by-hop fields in `hygiene` (docs/proxy.md, "Limits and request
+//! hygiene" and "WebSocket"). Here: the processes and a raw upstream.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +29,12 @@ const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 /// Sent by the WebSocket upstream right after its 101, unasked.
 const GREETING: &[u8] = b"hello from upstream\n";
+/// A kept-alive, chunked `200 ok` with every hop-by-hop field, and
+/// `X-Secret`, named by its `Connection`; only `X-Kept` is the client's.
+const HOP_BY_HOP_ANSWER: &str = "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\n\
+    Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nProxy-Authenticate: Basic\r\n\
+    Trailer: X-T\r\nUpgrade: h2c\r\nTE: trailers\r\nX-Secret: hidden\r\nX-Kept: yes\r\n\
+    Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
 
 /// A control plane on a fresh database and a data plane with `dp_args`,
 /// routing `/` to an upstream at `upstream` (5 s read timeout).
@@ -60,7 +67,9 @@ async fn setup(upstream: &str, dp_args: &[String]) -> (Db, ControlPlane, DataPla
 /// path. `/ws/...` with `Upgrade: websocket` asked: a correct 101, then a
 /// greeting and an echo of every byte; `/h2c/...`: a 101 naming h2c;
 /// `/no-upgrade/...`: a 101 with no `Upgrade`; `/plain/...`: a 101 naming
-/// websocket whatever was asked; anything else: `200 ok`, kept alive.
+/// websocket whatever was asked; `/hop/...`: a chunked `200 ok` carrying
+/// every kind of hop-by-hop field ([`HOP_BY_HOP_ANSWER`]); anything else:
+/// `200 ok`, kept alive.
 /// After a 101 it never answers on that connection again.
 struct RawUpstream {
     addr: String,
@@ -118,7 +127,11 @@ async fn serve(mut stream: TcpStream, heads: Arc<Mutex<Vec<String>>>) {
         } else if path.starts_with("/plain/") {
             switch("Upgrade: websocket\r\n")
         } else {
-            let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            let ok = if path.starts_with("/hop/") {
+                HOP_BY_HOP_ANSWER
+            } else {
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+            };
             if stream.write_all(ok.as_bytes()).await.is_err() {
                 return;
             }
@@ -215,102 +228,6 @@ async fn round_trip<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, msg: &[u8
     assert_eq!(read_exactly(stream, msg.len()).await, msg);
 }
 
-/// A test CA signing one leaf certificate.
-fn ca_and_leaf(san: &str) -> (rustls::pki_types::CertificateDer<'static>, String, String) {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "turnpike test CA");
-    let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec![san.to_owned()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, san);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    (issuer.der().clone(), cert.pem(), key.serialize_pem())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn websocket_over_tls_is_spliced() {
-    let upstream = RawUpstream::start().await;
-    let tls_port = free_port();
-    let args = ["--proxy-tls-listen".into(), format!("127.0.0.1:{tls_port}")];
-    let (_db, cp, dp, _) = setup(&upstream.addr, &args).await;
-    let (ca, cert, key) = ca_and_leaf("ws.example.test");
-    let uploaded = cp
-        .api(
-            Method::POST,
-            "/certificates",
-            Some(json!({"cert": cert, "key": key, "snis": ["ws.example.test"]})),
-        )
-        .await;
-    assert_status(&uploaded, StatusCode::CREATED);
-    dp.wait_for_version(uploaded.version()).await;
-
-    // HTTP/1.1 by ALPN: WebSockets over h2 (RFC 8441) are not supported.
-    let mut roots = RootCertStore::empty();
-    roots.add(ca).unwrap();
-    let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = TcpStream::connect(("127.0.0.1", tls_port)).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    let name = ServerName::try_from("ws.example.test").unwrap();
-    let mut ws = TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .expect("TLS handshake");
-    assert_eq!(ws.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
-
-    ws.write_all(upgrade_request("/ws/tls", "ws.example.test").as_bytes())
-        .await
-        .unwrap();
-    let head = read_head(&mut ws).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert_eq!(
-        header(&head, "upgrade").as_deref(),
-        Some("websocket"),
-        "{head}"
-    );
-    assert!(
-        header(&head, "connection").is_some_and(|c| c.eq_ignore_ascii_case("upgrade")),
-        "{head}"
-    );
-    assert_eq!(
-        header(&head, "sec-websocket-accept").as_deref(),
-        Some(ACCEPT),
-        "{head}"
-    );
-
-    // Both ways through TLS and the tunnel.
-    assert_eq!(read_exactly(&mut ws, GREETING.len()).await, GREETING);
-    round_trip(&mut ws, b"a message through TLS, in pieces").await;
-    round_trip(&mut ws, &[0x81, 0x05, 0, 1, 2, 0xff, 0xfe]).await;
-
-    // The upstream saw one upgrade, marked https.
-    let sent = upstream.heads_with("/ws/tls");
-    assert_eq!(sent.len(), 1, "{sent:?}");
-    assert!(
-        sent[0].contains("\r\nupgrade: websocket\r\n"),
-        "{}",
-        sent[0]
-    );
-    assert!(
-        sent[0].contains("\r\nconnection: upgrade\r\n"),
-        "{}",
-        sent[0]
-    );
-    assert!(
-        sent[0].contains("\r\nx-forwarded-proto: https\r\n"),
-        "{}",
-        sent[0]
-    );
-}
-
 /// Sends `request` on a fresh connection; the answer, then a sentinel
 /// request on the same connection must get the upstream's plain 200.
 async fn answer_then_sentinel(addr: &str, request: &str, sentinel: &str) -> RawResponse {
@@ -333,107 +250,5 @@ async fn answer_then_sentinel(addr: &str, request: &str, sentinel: &str) -> RawR
     answer
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_101_the_client_did_not_ask_for_is_502() {
-    let upstream = RawUpstream::start().await;
-    let (_db, _cp, dp, version) = setup(&upstream.addr, &[]).await;
-    dp.wait_for_version(version).await;
-    let addr = dp.proxy.trim_start_matches("http://");
-
-    // The control: the same upstream's correct 101 goes through.
-    let ok = answer_then_sentinel(addr, &upgrade_request("/ws/control", "h"), "/ok/0").await;
-    assert_eq!(ok.status, 101, "{ok:?}");
-
-    // A WebSocket asked, another protocol (or none) named; no upgrade asked
-    // at all. The upstream switched each time, so each of its connections
-    // must be dropped, never reused: the sentinel after each answer is
-    // served on a fresh one (a reused one would never answer: 504).
-    let cases = [
-        ("h2c", upgrade_request("/h2c/ws", "h")),
-        ("no Upgrade", upgrade_request("/no-upgrade/ws", "h")),
-        (
-            "plain GET",
-            "GET /plain/get HTTP/1.1\r\nHost: h\r\n\r\n".to_owned(),
-        ),
-    ];
-    for (i, (case, request)) in cases.iter().enumerate() {
-        let answer = answer_then_sentinel(addr, request, &format!("/ok/{}", i + 1)).await;
-        assert_eq!(answer.status, 502, "{case}: {answer:?}");
-        assert!(
-            answer.header("upgrade").is_none(),
-            "{case}: an Upgrade went back: {answer:?}"
-        );
-        // The proxy's own answer, for this reason (not a failed exchange).
-        let message = answer.json()["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        assert!(message.contains("switched protocols"), "{case}: {answer:?}");
-    }
-    for path in ["/h2c/ws", "/no-upgrade/ws", "/plain/get"] {
-        let sent = upstream.heads_with(path);
-        assert_eq!(sent.len(), 1, "{path}: {sent:?}");
-    }
-    // The plain GET asked for nothing, and nothing was asked for it.
-    let plain = &upstream.heads_with("/plain/get")[0];
-    assert!(!plain.contains("\r\nupgrade:"), "{plain}");
-    for i in 1..=3 {
-        assert_eq!(upstream.heads_with(&format!("/ok/{i} ")).len(), 1);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bare_lf_line_ends_are_read_as_crlf_and_forwarded_once() {
-    let upstream = CountingUpstream::start().await;
-    let (_db, _cp, dp, version) = setup(&upstream.addr, &[]).await;
-    dp.wait_for_version(version).await;
-    let addr = dp.proxy.trim_start_matches("http://");
-
-    // docs/proxy.md: a bare LF ends a line; the upstream gets the fields as
-    // hyper read them, re-serialised with CRLF.
-    let mut conn = RawConn::connect(addr).await;
-    assert!(
-        conn.send(b"GET /lf/one HTTP/1.1\nHost: x\nX-A: a\nX-B: b\r\nX-C: c\n\n")
-            .await
-    );
-    let Read::Response(first) = conn.read().await else {
-        panic!("closed without an answer");
-    };
-    assert_eq!(first.status, 200, "{first:?}");
-    assert_eq!(first.header("x-seen-path"), Some("/lf/one"));
-    assert!(!first.closes(), "{first:?}");
-
-    // The connection goes on: the next request (bare LF again, then CRLF)
-    // is parsed from where the first ended.
-    assert!(conn.send(b"GET /lf/two HTTP/1.1\nHost: x\n\n").await);
-    let Read::Response(second) = conn.read().await else {
-        panic!("closed after the first request");
-    };
-    assert_eq!(second.header("x-seen-path"), Some("/lf/two"), "{second:?}");
-    assert!(
-        conn.send(b"GET /lf/three HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-    );
-    let Read::Response(third) = conn.read().await else {
-        panic!("closed after the second request");
-    };
-    assert_eq!(third.header("x-seen-path"), Some("/lf/three"), "{third:?}");
-
-    // Each arrived once, as a well-formed CRLF request (the counting
-    // upstream parses nothing else), with the fields split at each LF.
-    let seen = upstream.requests();
-    let targets: Vec<&str> = seen.iter().map(|r| r.target.as_str()).collect();
-    assert_eq!(targets, ["/lf/one", "/lf/two", "/lf/three"]);
-    let one = &seen[0];
-    assert_eq!(one.header("x-a"), Some("a"), "{one:?}");
-    assert_eq!(one.header("x-b"), Some("b"), "{one:?}");
-    assert_eq!(one.header("x-c"), Some("c"), "{one:?}");
-    for r in &seen {
-        assert!(
-            r.headers
-                .iter()
-                .all(|(k, v)| !k.contains(['\r', '\n']) && !v.contains(['\r', '\n'])),
-            "{r:?}"
-        );
-    }
-}
+mod hygiene;
+mod upgrades;
