@@ -1,11 +1,11 @@
 //! The field names of an upstream connection's last response head, kept
 //! for its next one. An upstream answers with the same names in the same
-//! order response after response, so a name found at its place again is
-//! cloned (a copy for a standard name, a reference count for another)
-//! when spelt the same, instead of parsed again: `HeaderName::from_bytes` lower-cases the name,
-//! matches it against the standard ones and, for any other name, allocates
-//! its lower-cased copy, every response. With the names resolved first,
-//! the decoder also tells the framing fields apart by a compare of
+//! order response after response, so a name spelt as at its place last
+//! time is cloned (a copy for a standard name, a reference count for
+//! another) instead of parsed again: `HeaderName::from_bytes` lower-cases
+//! the name, matches it against the standard ones and, for any other name,
+//! allocates its lower-cased copy, every response. With the names resolved
+//! first, the decoder also tells the framing fields apart by a compare of
 //! standard names instead of a case-insensitive compare of each raw name.
 
 use http::header::HeaderName;
