@@ -11,6 +11,9 @@ use super::names::Names;
 
 /// Chunks larger than 1 TiB are treated as a framing attack, not a body.
 const MAX_CHUNK: u64 = 1 << 40;
+/// Chunk extensions a body may carry in all (they are dropped, never
+/// passed on: a body of extensions is a way to waste the proxy's time).
+const MAX_EXTENSIONS: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub enum Chunk {
@@ -37,6 +40,8 @@ enum State {
 #[derive(Debug, Default)]
 pub struct Chunked {
     state: State,
+    /// Bytes of chunk extensions seen so far.
+    extensions: usize,
 }
 
 impl Chunked {
@@ -59,6 +64,7 @@ impl Chunked {
                             if size > MAX_CHUNK {
                                 return Err(Invalid("chunk size too large"));
                             }
+                            self.extensions(&buf[..n])?;
                             let _ = buf.split_to(n);
                             self.state = if size == 0 {
                                 State::Trailers
@@ -106,6 +112,27 @@ impl Chunked {
                 State::Done => return Ok(Some(Chunk::End)),
             }
         }
+    }
+
+    /// Checks a size line's extensions (httparse skips them up to the
+    /// line's end): no CR or LF inside, the line ended by CRLF, and
+    /// [`MAX_EXTENSIONS`] in all.
+    fn extensions(&mut self, line: &[u8]) -> Result<(), Invalid> {
+        let Some(body) = line.strip_suffix(b"\r\n") else {
+            return Err(Invalid("chunk size line not ended by CRLF"));
+        };
+        let Some(start) = memchr::memchr(b';', body) else {
+            return Ok(());
+        };
+        let ext = &body[start..];
+        if memchr::memchr2(b'\r', b'\n', ext).is_some() {
+            return Err(Invalid("CR or LF in a chunk extension"));
+        }
+        self.extensions += ext.len();
+        if self.extensions > MAX_EXTENSIONS {
+            return Err(Invalid("chunk extensions too long"));
+        }
+        Ok(())
     }
 
     fn trailers(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, Invalid> {

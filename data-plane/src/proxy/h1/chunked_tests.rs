@@ -128,6 +128,26 @@ fn chunk_extensions_are_ignored() {
 }
 
 #[test]
+fn extensions_with_a_line_break_or_past_the_limit_are_rejected() {
+    assert_eq!(
+        body_err(b"5;a\nb\r\nhello\r\n0\r\n\r\n"),
+        "CR or LF in a chunk extension"
+    );
+    assert_eq!(body_err(b"5;a\rb\r\nhello\r\n0\r\n\r\n"), "bad chunk size");
+    let long = format!("5;{}\r\nhello\r\n0\r\n\r\n", "a".repeat(MAX_EXTENSIONS));
+    assert_eq!(body_err(long.as_bytes()), "chunk extensions too long");
+    // The limit is the body's: many small extensions add up.
+    let ext = "e".repeat(1000);
+    let many: String = (0..17).map(|_| format!("1;{ext}\r\nx\r\n")).collect();
+    assert_eq!(
+        body_err(format!("{many}0\r\n\r\n").as_bytes()),
+        "chunk extensions too long"
+    );
+    let fewer: String = (0..15).map(|_| format!("1;{ext}\r\nx\r\n")).collect();
+    assert!(body(format!("{fewer}0\r\n\r\n").as_bytes()).is_ok());
+}
+
+#[test]
 fn uppercase_hex_sizes() {
     let (b, _) =
         body(b"A\r\n0123456789\r\n1F\r\n0123456789012345678901234567890\r\n0\r\n\r\n").unwrap();
