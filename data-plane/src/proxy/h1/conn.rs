@@ -244,6 +244,11 @@ impl H1Conn {
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.is_empty() {
+            // Back to the start of the buffer, which the last response
+            // warmed (as `listener::h1` does), once nothing holds its bytes.
+            let _ = self.buf.try_reclaim(READ_SIZE);
+        }
         if self.buf.capacity() - self.buf.len() < self.read_size / 2 {
             self.buf.reserve(self.read_size);
         }
