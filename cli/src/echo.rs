@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use turnpike_data_plane::listener::RequestBody;
 
 /// Bodies beyond this are refused: the echo server is a test tool.
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -41,7 +41,7 @@ pub async fn run(args: EchoArgs) -> anyhow::Result<()> {
 async fn answer(
     name: Arc<str>,
     _peer: SocketAddr,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let query = parts.uri.query().unwrap_or("").to_owned();

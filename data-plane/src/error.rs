@@ -10,6 +10,14 @@ use http::StatusCode;
 pub enum Error {
     #[error("no route matches the request")]
     NoRoute,
+    /// An HTTP/1 request head that does not parse, or frames its body
+    /// ambiguously (`listener::h1::head`).
+    #[error("malformed request: {0}")]
+    MalformedRequest(&'static str),
+    /// More header fields, or a longer head, than the listener's limits.
+    #[error("{0}")]
+    HeadTooLarge(&'static str),
+
     #[error("request has more than one Host header")]
     AmbiguousHost,
     #[error("HTTP/1.1 request without a Host header")]
@@ -31,7 +39,7 @@ pub enum Error {
     /// The client's body broke off or was malformed (a bad chunk, an early
     /// end) while it was being forwarded.
     #[error("the request body is malformed or incomplete")]
-    ClientBody(#[source] hyper::Error),
+    ClientBody(#[source] crate::listener::BodyError),
     /// The request body is (declared or turned out) larger than the
     /// `--max-body-bytes` limit.
     #[error("the request body is larger than {0} bytes")]
@@ -43,7 +51,7 @@ pub enum Error {
     /// Reading the client's body failed (bad chunk, early end); wrapped on
     /// its way through the upstream client, unwrapped by `classify`.
     #[error("reading the request body failed")]
-    BodyRead(#[source] hyper::Error),
+    BodyRead(#[source] crate::listener::BodyError),
     /// A policy must rewrite the request body, but the body is compressed
     /// (`Content-Encoding` other than identity).
     #[error("a request body with Content-Encoding {0} cannot be rewritten: send it uncompressed")]
@@ -122,6 +130,7 @@ impl Error {
             Error::NoRoute => StatusCode::NOT_FOUND,
             Error::Rejected(r) => r.status,
             Error::AmbiguousHost
+            | Error::MalformedRequest(_)
             | Error::MissingHost
             | Error::InvalidHost(_)
             | Error::HostMismatch
@@ -133,6 +142,7 @@ impl Error {
             Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Error::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::EncodedBody(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::UnsupportedTransferEncoding => StatusCode::NOT_IMPLEMENTED,
             Error::NoTarget(_) | Error::CircuitOpen(..) => StatusCode::SERVICE_UNAVAILABLE,

@@ -1,5 +1,5 @@
 //! What an upgraded (WebSocket) connection keeps from the listener that
-//! accepted it. Once the 101 is written hyper hands the socket over and the
+//! accepted it. Once the 101 is written `h1` hands the socket over and the
 //! connection's task ends, so without this the tunnel would no longer count
 //! against `max_connections`, the idle deadlines would close it, and the
 //! drain at shutdown would not wait for it.

@@ -1,16 +1,13 @@
-//! Per-connection deadlines hyper does not give us: a request head must
-//! arrive within the header timeout (10 s) of its first byte, and a
-//! connection with no request in flight is closed after the idle timeout
-//! (60 s).
+//! Per-connection deadlines: a request head must arrive within the header
+//! timeout (10 s) of its first byte, and a connection with no request in
+//! flight is closed after the idle timeout (60 s).
 //!
-//! Why not hyper's `header_read_timeout` alone: its timer starts when an
-//! HTTP/1.1 connection goes idle, so it is the keep-alive timeout too (10 s
+//! Why two: one timer from the moment an HTTP/1.1 connection goes idle
+//! (hyper's `header_read_timeout`) is the keep-alive timeout too (10 s
 //! would close idle clients early, 60 s would let a slowloris hold a head
-//! open for a minute); hyper-util's auto builder reads the protocol preface
-//! with no deadline at all, so a client that connects and sends nothing
-//! would be held forever; and the HTTP/2 server has no idle timeout.
+//! open for a minute); and hyper's HTTP/2 server has no idle timeout.
 //!
-//! How: [`IdleIo`] wraps the socket and checks a deadline whenever hyper
+//! How: [`IdleIo`] wraps the socket and checks a deadline whenever the server
 //! polls it for reading; [`track`] counts the requests in flight (from the
 //! handler's call until the response body is done or dropped) in the
 //! connection's [`Activity`], so an open stream is never "idle". No lock:
@@ -88,7 +85,7 @@ where
 pin_project_lite::pin_project! {
     /// [`track`]'s future: the handler's, polled in place. An async block
     /// awaiting it kept the handler's future twice (the captured one and
-    /// the one awaited), and hyper moves this future a few times a request.
+    /// the one awaited).
     pub struct Track<F> {
         #[pin]
         fut: F,

@@ -1,20 +1,22 @@
 //! The listener's limits and their defaults (docs/proxy.md, "Limits and
-//! request hygiene"), applied to hyper-util's auto builder, plus the
-//! connection cap of the accept loop.
+//! request hygiene"), applied to its connections (`Limits::service`), plus
+//! the connection cap of the accept loop.
 //!
-//! What hyper enforces once configured here: more than `max_headers`
-//! headers or a head larger than `max_header_bytes` → 431 and close
-//! (HTTP/1.1); the HTTP/2 stream, reset-flood and header-list limits →
-//! stream or connection errors. The request-target limit (414) is checked
-//! by the proxy, because hyper's own bound is 64 KiB.
+//! What is enforced once configured here: more than `max_headers` headers
+//! or a head larger than `max_header_bytes` → 431 and close (HTTP/1.1,
+//! `h1::head`); the HTTP/2 stream, reset-flood and header-list limits →
+//! stream or connection errors (hyper). The request-target limit (414) is
+//! checked by the proxy, for both.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::h1;
 
 /// Time a client gets to send a complete request head, from its first byte
 /// (or from the accept, for the first request): the slowloris guard.
@@ -39,7 +41,7 @@ pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
-    /// Request headers per HTTP/1.1 request (hyper counts every line).
+    /// Request headers per HTTP/1.1 request (every line counts).
     pub max_headers: usize,
     /// Request line plus headers (HTTP/1.1), or the decoded header list
     /// (HTTP/2, `SETTINGS_MAX_HEADER_LIST_SIZE`).
@@ -73,38 +75,26 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// The auto builder with these limits, for sockets wrapped in
-    /// `idle::IdleIo`. Every value is set explicitly, so a hyper upgrade
-    /// that changes a default changes nothing here.
-    pub fn builder(&self) -> auto::Builder<TokioExecutor> {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            // The head deadline and the idle timeout are enforced by
-            // `IdleIo` (on every connection, TLS or not), which can tell them
-            // apart. hyper's own would run from the moment a connection goes
-            // idle, and arm (allocate, register, cancel) a timer for every
-            // request head: off, and no timer for it to need.
-            .header_read_timeout(None)
-            .max_headers(self.max_headers)
-            // hyper answers 431 once the buffered head reaches this size
-            // unfinished (hyper-util does not expose `max_header_size`).
-            .max_buf_size(self.max_header_bytes)
-            // One buffer, one write: a response's head and its first body
-            // chunk (most bodies are one) are copied together instead of
-            // queued as slices for a vectored write.
-            .writev(false)
-            .keep_alive(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
+    /// What the listener serves connections with: `handler`, the HTTP/1
+    /// head limits, and hyper's HTTP/2 server with these limits (for
+    /// sockets wrapped in `idle::IdleIo`). Every HTTP/2 value is set
+    /// explicitly, so a hyper upgrade that changes a default changes
+    /// nothing here.
+    pub fn service<H>(&self, handler: H) -> h1::Service<H> {
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
             .max_concurrent_streams(self.h2_max_concurrent_streams)
             .max_pending_accept_reset_streams(self.h2_max_pending_accept_reset_streams)
             .max_local_error_reset_streams(self.h2_max_local_error_reset_streams)
             .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
             .initial_stream_window_size(self.h2_stream_window)
             .initial_connection_window_size(self.h2_connection_window);
-        builder
+        h1::Service {
+            handler,
+            max_headers: self.max_headers,
+            max_head_bytes: self.max_header_bytes,
+            h2,
+        }
     }
 }
 
@@ -167,7 +157,7 @@ mod tests {
         assert_eq!(l.idle_timeout, Duration::from_secs(60));
         assert_eq!(l.h2_max_concurrent_streams, 100);
         assert_eq!(MAX_REQUEST_TARGET, 8192);
-        // Building must not panic (max_buf_size has a floor of 8 KiB).
-        let _ = l.builder();
+        let service = l.service(());
+        assert_eq!(service.max_head_bytes, 65_536);
     }
 }

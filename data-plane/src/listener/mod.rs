@@ -1,15 +1,19 @@
-//! Accept loops: each connection served by hyper-util's auto builder
-//! (HTTP/1.1, and HTTP/2 prior knowledge), tracked for graceful shutdown.
-//! `tls` is the same over TLS, with ALPN. `limits` holds the limits and
-//! their defaults; `idle` the per-connection head and idle deadlines;
-//! `hold` what an upgraded (WebSocket) connection keeps of its listener,
-//! and the count of open connections.
+//! Accept loops: each connection served in its own task by `h1` (HTTP/1.x,
+//! and HTTP/2 with prior knowledge, handed to hyper), tracked for graceful
+//! shutdown. `tls` is the same over TLS, with ALPN. `limits` holds the
+//! limits and their defaults; `idle` the per-connection head and idle
+//! deadlines; `hold` what an upgraded (WebSocket) connection keeps of its
+//! listener, and the count of open connections; `body` the request body
+//! the handler gets.
 
+pub mod body;
+pub mod h1;
 pub mod hold;
 pub mod idle;
 pub mod limits;
 pub mod tls;
 
+pub use body::{BodyError, RequestBody};
 pub use hold::OpenConnections;
 pub use limits::{HEADER_READ_TIMEOUT, Limits};
 
@@ -18,11 +22,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
-use hyper::body::{Body, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper::body::Body;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -68,10 +70,9 @@ pub struct Connections {
 /// `shutdown`, then drains.
 pub async fn serve<H, F, B>(listener: TcpListener, handler: H, shutdown: watch::Receiver<bool>)
 where
-    H: Fn(Arc<Conn>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Arc<Conn>, Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     serve_with(
@@ -94,13 +95,12 @@ pub async fn serve_with<H, F, B>(
     handler: H,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    H: Fn(Arc<Conn>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Arc<Conn>, Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let builder = limits.builder();
+    let service = Arc::new(limits.service(handler));
     let admission = limits::Admission::new(limits.max_connections);
     let graceful = GracefulShutdown::new();
     let holds = hold::Holds::new(shutdown.clone(), open);
@@ -113,7 +113,6 @@ pub async fn serve_with<H, F, B>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
         let activity = Arc::new(idle::Activity::default());
         let io = idle::IdleIo::new(
             stream,
@@ -123,26 +122,18 @@ pub async fn serve_with<H, F, B>(
         );
         // The permit goes with the hold: a tunnel made from the connection
         // keeps it after the connection's task ends.
-        let conn = Arc::new(Conn::new(peer, false, holds.hold(activity.clone(), permit)));
-        let svc = service_fn(move |req: Request<Incoming>| {
-            idle::track(&activity, req.version(), handler(conn.clone(), req))
-        });
-        // With upgrades, so a 101 hands the socket to the proxy's tunnel.
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
+        let conn = Arc::new(Conn::new(peer, false, holds.hold(activity, permit)));
+        tokio::spawn(h1::serve(
+            io,
+            conn,
+            service.clone(),
+            shutdown.clone(),
+            graceful.watcher(),
+        ));
     }
     drop(listener);
     drain(graceful, holds).await;
 }
-
-pub(crate) type Builder = auto::Builder<TokioExecutor>;
 
 /// The next connection; accept errors are logged and retried.
 pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {

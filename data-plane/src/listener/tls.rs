@@ -1,8 +1,8 @@
 //! The TLS accept loop (`--proxy-tls-listen`): rustls terminates TLS 1.2
 //! and 1.3 with the certificate the current config holds for the client's
 //! SNI ([`SniResolver`], rule in `compile::certs`), ALPN offers `h2` and
-//! `http/1.1`, and the decrypted stream goes to the same hyper-util auto
-//! builder and handler as the plaintext listener, its [`super::Conn`] marked
+//! `http/1.1`, and the decrypted stream goes to the same connection server
+//! (`super::h1`, HTTP/2 by its preface) and handler as the plaintext listener, its [`super::Conn`] marked
 //! `tls` so the proxy says `X-Forwarded-Proto: https`.
 //!
 //! The certificate table is read at each handshake from the config in use,
@@ -15,10 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
-use hyper::body::{Body, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper::body::Body;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::ServerConfig;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -28,8 +27,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use super::Conn;
 use super::hold::ConnectionHold;
+use super::{Conn, RequestBody, h1};
 use super::{Limits, idle};
 use crate::{Error, Shared};
 
@@ -84,9 +83,9 @@ pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<ServerConf
 }
 
 /// What every connection of one TLS listener shares.
-struct Listener {
+struct Listener<H> {
     acceptor: TlsAcceptor,
-    builder: super::Builder,
+    service: Arc<h1::Service<H>>,
     limits: Limits,
 }
 
@@ -102,10 +101,9 @@ pub async fn serve<H, F, B>(
     handler: H,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    H: Fn(Arc<Conn>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Arc<Conn>, Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     // Not `limits::Admission`: its plaintext 503 means nothing to a TLS
@@ -115,7 +113,7 @@ pub async fn serve<H, F, B>(
     ));
     let shared = Arc::new(Listener {
         acceptor: TlsAcceptor::from(config),
-        builder: limits.builder(),
+        service: Arc::new(limits.service(handler)),
         limits,
     });
     let graceful = GracefulShutdown::new();
@@ -132,20 +130,12 @@ pub async fn serve<H, F, B>(
         let _ = stream.set_nodelay(true);
         // The handshake runs in the connection's own task: a slow client
         // must not hold up the next accept.
-        let (shared, handler) = (shared.clone(), handler.clone());
+        let shared = shared.clone();
         let (watcher, shutdown) = (graceful.watcher(), shutdown.clone());
         // Dropped with the connection's task, unless a tunnel keeps it.
         let conn_hold = holds.hold(Arc::new(idle::Activity::default()), permit);
         tokio::spawn(async move {
-            connection(
-                stream,
-                peer,
-                &shared,
-                handler,
-                (watcher, shutdown),
-                conn_hold,
-            )
-            .await;
+            connection(stream, peer, &shared, (watcher, shutdown), conn_hold).await;
         });
     }
     drop(listener);
@@ -157,15 +147,13 @@ pub async fn serve<H, F, B>(
 async fn connection<H, F, B>(
     stream: TcpStream,
     peer: SocketAddr,
-    listener: &Listener,
-    handler: H,
+    listener: &Listener<H>,
     (watcher, mut shutdown): (Watcher, watch::Receiver<bool>),
     conn_hold: Arc<ConnectionHold>,
 ) where
-    H: Fn(Arc<Conn>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Arc<Conn>, Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let handshake = listener.acceptor.accept(stream);
@@ -185,28 +173,18 @@ async fn connection<H, F, B>(
         }
     };
     // From here as on the plaintext listener; the first head is due within
-    // the header timeout of the handshake's end.
-    let activity = conn_hold.activity().clone();
+    // the header timeout of the handshake's end. HTTP/2 is told by its
+    // preface, so h2 works whether or not the client used ALPN; ALPN tells
+    // clients that h2 is on offer.
     let limits = &listener.limits;
     let io = idle::IdleIo::new(
         tls,
-        activity.clone(),
+        conn_hold.activity().clone(),
         limits.header_read_timeout,
         limits.idle_timeout,
     );
     let conn = Arc::new(Conn::new(peer, true, conn_hold));
-    let svc = service_fn(move |req: Request<Incoming>| {
-        idle::track(&activity, req.version(), handler(conn.clone(), req))
-    });
-    // The auto builder reads the preface, so h2 works whether or not the
-    // client used ALPN; ALPN tells clients that h2 is on offer.
-    let conn = listener
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(io), svc)
-        .into_owned();
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(%peer, error = %e, "TLS connection ended with an error");
-    }
+    h1::serve(io, conn, listener.service.clone(), shutdown, watcher).await;
 }
 
 #[cfg(test)]

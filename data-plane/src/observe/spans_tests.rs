@@ -50,7 +50,7 @@ impl Proxied {
         let upstream_addr = upstream.local_addr().unwrap();
         tokio::spawn(listener::serve(
             upstream,
-            move |_conn, req: http::Request<hyper::body::Incoming>| {
+            move |_conn, req: http::Request<listener::RequestBody>| {
                 let given = req.headers().get(&TRACEPARENT);
                 let given = given.and_then(|v| v.to_str().ok()).unwrap_or("");
                 seen.lock().unwrap().push(given.to_owned());

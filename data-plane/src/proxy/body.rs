@@ -14,10 +14,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 
 use crate::Error;
+use crate::listener::RequestBody;
 use crate::observe::stats::RouteStats;
 
 /// Body limits of the proxy listeners (`--max-body-bytes`,
@@ -43,7 +44,7 @@ impl Default for BodyLimits {
 
 impl BodyLimits {
     /// Refuses a declared length over the limit before the body is read.
-    pub fn check_declared(&self, body: &Incoming) -> Result<(), Error> {
+    pub fn check_declared(&self, body: &RequestBody) -> Result<(), Error> {
         match (self.max_bytes, body.size_hint().exact()) {
             (Some(max), Some(len)) if len > max => Err(Error::BodyTooLarge(max)),
             _ => Ok(()),
@@ -54,7 +55,7 @@ impl BodyLimits {
 /// The request body on its way upstream.
 pub enum Outbound {
     /// The client's, streamed under the limits (`ClientBody`).
-    Stream(Incoming),
+    Stream(RequestBody),
     /// Read whole and rewritten by a policy; already within the limits.
     Whole(Bytes),
 }
@@ -78,7 +79,7 @@ impl Outbound {
 }
 
 pub struct ClientBody {
-    inner: Incoming,
+    inner: RequestBody,
     limits: BodyLimits,
     seen: u64,
     stalled: Option<Pin<Box<Sleep>>>,
@@ -87,7 +88,7 @@ pub struct ClientBody {
 }
 
 impl ClientBody {
-    pub fn new(inner: Incoming, limits: BodyLimits, stats: Arc<RouteStats>) -> ClientBody {
+    pub fn new(inner: RequestBody, limits: BodyLimits, stats: Arc<RouteStats>) -> ClientBody {
         ClientBody {
             inner,
             limits,

@@ -12,9 +12,10 @@ use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 
 use crate::Error;
+use crate::listener::RequestBody;
 use crate::observe::stats::RouteStats;
 use crate::policy::body::{BUFFER_MAX, BodyError, is_encoded};
 use crate::policy::{BodyRewrite, CompiledConsumer, CompiledPolicies};
@@ -28,7 +29,7 @@ pub async fn request(
     route: usize,
     consumer: Option<&CompiledConsumer>,
     headers: &mut HeaderMap,
-    body: Incoming,
+    body: RequestBody,
     limits: BodyLimits,
     stats: &Arc<RouteStats>,
 ) -> Result<Outbound, Error> {

@@ -1,12 +1,13 @@
-//! Request hygiene: what hyper's HTTP/1.1 parser lets through but a proxy
-//! must not forward. hyper already answers 400 for malformed request lines,
-//! header names and values (NUL, bare CR, spaces before the colon,
-//! obs-fold), invalid or conflicting `Content-Length`, a `Transfer-Encoding`
-//! whose last coding is not `chunked`, and `Transfer-Encoding` on HTTP/1.0;
-//! 431 for too many or too large headers. With both `Content-Length` and
-//! `Transfer-Encoding` it drops the length, reads chunked and closes the
-//! connection after the answer. What is left is checked here, before the
-//! request is routed (docs/proxy.md lists both halves).
+//! Request hygiene: what the head parsers let through but a proxy must not
+//! forward. The HTTP/1 parser (`listener::h1::head`) already answers 400
+//! for malformed request lines, header names and values (NUL, bare CR,
+//! spaces before the colon, obs-fold), invalid or conflicting
+//! `Content-Length`, a `Transfer-Encoding` whose last coding is not
+//! `chunked`, and `Transfer-Encoding` on HTTP/1.0; 431 for too many or too
+//! large headers. With both `Content-Length` and `Transfer-Encoding` it
+//! ignores the length, reads chunked and closes the connection after the
+//! answer. What is left is checked here, for HTTP/1 and HTTP/2 requests,
+//! before the request is routed (docs/proxy.md lists both halves).
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
@@ -47,8 +48,8 @@ fn target_len(uri: &Uri) -> usize {
     pq + authority + scheme
 }
 
-/// hyper accepts any coding list that ends in `chunked`, and more than one
-/// header line; we forward the body de-chunked and re-framed, so a coding
+/// The parser accepts any coding list that ends in `chunked`, and more
+/// than one header line; we forward the body de-chunked and re-framed, so a coding
 /// before `chunked` (`gzip, chunked`) would silently be lost: 501.
 fn transfer_encoding(req: &Parts) -> Result<(), Error> {
     let mut values = req.headers.get_all(header::TRANSFER_ENCODING).iter();

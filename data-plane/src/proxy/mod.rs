@@ -39,11 +39,10 @@ use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::compile::Compiled;
-use crate::listener::Conn;
+use crate::listener::{Conn, RequestBody};
 use crate::observe::exchange::Exchange;
 use crate::observe::spans;
 use crate::observe::trace::TRACEPARENT;
@@ -58,12 +57,11 @@ pub type ProxyBody = Either<send::TrackedBody, Full<Bytes>>;
 /// Entry point for every proxied request. Not an `async fn`: what needs
 /// no waiting is done before the future is made, which then holds the
 /// request once (an async fn keeps its arguments beside the copies its
-/// body moves them into, and hyper moves this future a few times a
-/// request).
+/// body moves them into).
 pub fn handle(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static {
     // One load of the config: the request sees exactly one version, even if
     // a new one is swapped in while it runs.
@@ -77,7 +75,7 @@ pub fn handle(
     let (mut parts, body) = req.into_parts();
     async move {
         // Boxed: every wrapper (this future, the span, the connection's
-        // in-flight tracking, hyper's dispatcher) would otherwise copy all
+        // in-flight tracking, the connection's) would otherwise copy all
         // of `forward`'s future when it moves: ~2,000 instructions a
         // request in memcpy (callgrind), against one allocation. Kept
         // under 1 KB (as `send`'s and the pool's, boxed in turn), which
@@ -114,7 +112,7 @@ async fn forward(
     shared: &Shared,
     config: &Compiled,
     conn: &Conn,
-    (parts, body): (&mut Parts, Incoming),
+    (parts, body): (&mut Parts, RequestBody),
     request_id: &HeaderValue,
     ex: &mut Exchange,
     span: &tracing::Span,
@@ -298,7 +296,7 @@ async fn forward(
     Ok(Response::from_parts(parts, Either::Left(body)))
 }
 
-/// Stages 1 and 2: checks the head (`hygiene`: what hyper lets through but
+/// Stages 1 and 2: checks the head (`hygiene`: what the parsers let through but
 /// must not be forwarded, such as a missing, doubled or contradicted Host,
 /// a coding other than chunked, a long target), normalises its path once
 /// for routing, policies and the upstream, and routes it. Gives the host

@@ -11,6 +11,8 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
+
+use crate::listener::RequestBody;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
@@ -216,7 +218,7 @@ async fn a_declared_body_within_the_bound_is_kept_and_counted() {
     let json = br#"{"name":"a","n":1}"#;
     let mut served = Served::start(put(&format!("content-length: {}\r\n", json.len()), json));
     let (mut parts, body, _done) = served.next().await;
-    let body = Outbound::Stream(body);
+    let body = Outbound::Stream(RequestBody::h2(body));
     assert!(may_keep(&parts.headers, &body));
     let stats = Arc::new(RouteStats::default());
     let (first, kept) = keep(&mut parts.headers, body, BodyLimits::default(), &stats)
@@ -233,7 +235,7 @@ async fn a_chunked_body_within_the_bound_is_kept_with_its_length() {
     let body = pattern(20_000);
     let mut served = Served::start(put("transfer-encoding: chunked\r\n", &chunked(&body, 4096)));
     let (mut parts, incoming, _done) = served.next().await;
-    let incoming = Outbound::Stream(incoming);
+    let incoming = Outbound::Stream(RequestBody::h2(incoming));
     assert!(may_keep(&parts.headers, &incoming));
     let stats = Arc::new(RouteStats::default());
     let (_, kept) = keep(&mut parts.headers, incoming, BodyLimits::default(), &stats)
@@ -253,7 +255,7 @@ async fn a_chunked_body_past_the_bound_is_sent_whole_and_not_kept() {
     let limits = BodyLimits::default();
     let (first, kept) = keep(
         &mut parts.headers,
-        Outbound::Stream(incoming),
+        Outbound::Stream(RequestBody::h2(incoming)),
         limits,
         &stats,
     )
@@ -280,7 +282,7 @@ async fn the_body_limit_holds_while_a_body_is_read_to_keep() {
     let stats = Arc::new(RouteStats::default());
     let kept = keep(
         &mut parts.headers,
-        Outbound::Stream(incoming),
+        Outbound::Stream(RequestBody::h2(incoming)),
         limits,
         &stats,
     )
@@ -293,10 +295,16 @@ async fn large_declared_bodies_and_expect_continue_are_not_read() {
     let len = REPLAY_MAX + 1;
     let mut served = Served::start(put(&format!("content-length: {len}\r\n"), b""));
     let (parts, incoming, _done) = served.next().await;
-    assert!(!may_keep(&parts.headers, &Outbound::Stream(incoming)));
+    assert!(!may_keep(
+        &parts.headers,
+        &Outbound::Stream(RequestBody::h2(incoming))
+    ));
     let mut served = Served::start(put("content-length: 2\r\nexpect: 100-continue\r\n", b"{}"));
     let (parts, incoming, _done) = served.next().await;
-    assert!(!may_keep(&parts.headers, &Outbound::Stream(incoming)));
+    assert!(!may_keep(
+        &parts.headers,
+        &Outbound::Stream(RequestBody::h2(incoming))
+    ));
 }
 
 #[test]

@@ -5,10 +5,10 @@
 //! `X-Request-Id`; `Host` = the target's unless `preserve_host`), carried
 //! beside the head's map (`headers::Added`).
 
+use crate::listener::h1::upgrade::OnUpgrade;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
-use hyper::upgrade::OnUpgrade;
 
 use crate::Error;
 use crate::compile::CompiledRoute;
@@ -28,8 +28,12 @@ pub fn rewrite(
     host: Option<HeaderValue>,
     request_id: &HeaderValue,
 ) -> Result<(Rewritten, Option<OnUpgrade>), Error> {
+    // A WebSocket request the listener can hand over (an HTTP/1.1 one).
     let (websocket, client_upgrade) = match upgrade::websocket(parts) {
-        Some(u) => (Some(u), Some(upgrade::client(parts))),
+        Some(u) => match upgrade::client(parts) {
+            Some(client) => (Some(u), Some(client)),
+            None => (None, None),
+        },
         None => (None, None),
     };
     let path_and_query = if route.strip_path && m.matched_len > 0 {

@@ -9,13 +9,12 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode, Version};
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
+use http::{Method, Response, StatusCode, Version};
 use tokio::io::AsyncWriteExt;
 
 use crate::Error;
 use crate::listener::DRAIN_DEADLINE;
+use crate::listener::h1::upgrade::OnUpgrade;
 use crate::listener::hold::ConnectionHold;
 use crate::proxy::h1::conn::Io;
 
@@ -42,13 +41,9 @@ pub fn websocket(req: &Parts) -> Option<HeaderValue> {
 }
 
 /// The client's side of the upgrade, taken out of the head's extensions
-/// (where hyper put it) as `hyper::upgrade::on` takes it out of a request.
-pub fn client(req: &mut Parts) -> OnUpgrade {
-    let mut holder = Request::new(());
-    std::mem::swap(holder.extensions_mut(), &mut req.extensions);
-    let client = hyper::upgrade::on(&mut holder);
-    std::mem::swap(holder.extensions_mut(), &mut req.extensions);
-    client
+/// (where the listener put it); `None` for a request that cannot upgrade.
+pub fn client(req: &mut Parts) -> Option<OnUpgrade> {
+    req.extensions.remove::<OnUpgrade>()
 }
 
 fn is_websocket(v: &HeaderValue) -> bool {
@@ -102,8 +97,8 @@ async fn splice(
     (mut upstream, early): (Box<Io>, BytesMut),
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
-    let mut client = match client.await {
-        Ok(c) => TokioIo::new(c),
+    let mut client = match client.get().await {
+        Ok(c) => c,
         Err(e) => {
             tracing::debug!(error = %e, "upgrade did not complete");
             return;
@@ -134,6 +129,8 @@ async fn splice(
 
 #[cfg(test)]
 mod tests {
+    use http::Request;
+
     use super::*;
 
     fn req(conn: &str, upgrade: &str) -> Parts {

@@ -16,16 +16,15 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 use crate::Shared;
-use crate::listener::Conn;
+use crate::listener::{Conn, RequestBody};
 use crate::proxy::{ProxyBody, json_response};
 
 pub async fn handle(
     shared: Arc<Shared>,
     _conn: Arc<Conn>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(json_response(

@@ -295,7 +295,7 @@ pub fn response_head(
 /// status line are skipped, as httparse skips them. A line feed cannot occur
 /// inside a status line or a field, so for any head httparse accepts this is
 /// where its parse ends; for any other, the parse that follows fails.
-fn head_end(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn head_end(bytes: &[u8]) -> Option<usize> {
     let mut start = 0;
     loop {
         match bytes.get(start..)? {

@@ -32,7 +32,7 @@ pub(super) fn request_error(e: hyper::Error) -> Error {
             return match found {
                 Error::BodyTooLarge(max) => Error::BodyTooLarge(*max),
                 Error::BodyTimeout(t) => Error::BodyTimeout(*t),
-                _ => Error::ClientBody(e),
+                _ => Error::ClientBody(crate::listener::BodyError::new(e)),
             };
         }
         source = s.source();

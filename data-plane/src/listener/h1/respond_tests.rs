@@ -1,0 +1,145 @@
+use std::future::poll_fn;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::{Full, StreamBody};
+
+use super::*;
+
+const ASKED: Asked = Asked {
+    head: false,
+    http10: false,
+    close: false,
+};
+
+fn parts(status: u16, headers: &[(&str, &str)]) -> Parts {
+    let mut b = Response::builder().status(status);
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    b.body(()).unwrap().into_parts().0
+}
+
+fn head_of(p: &Parts, hint: Option<u64>, asked: Asked) -> (String, Framing, bool) {
+    let mut out = Vec::new();
+    let (framing, close) = head(&mut out, p, hint, asked);
+    (String::from_utf8(out).unwrap(), framing, close)
+}
+
+#[test]
+fn a_known_length_is_sent_as_content_length_with_a_date() {
+    let (h, framing, close) = head_of(&parts(200, &[("x-a", "1")]), Some(5), ASKED);
+    assert!(h.starts_with("HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 5\r\ndate: "));
+    assert!(h.ends_with(" GMT\r\n\r\n"));
+    assert_eq!((framing, close), (Framing::Length(5), false));
+    // The handler's own length and date stand.
+    let p = parts(200, &[("content-length", "7"), ("date", "x")]);
+    let (h, framing, _) = head_of(&p, None, ASKED);
+    assert_eq!(h, "HTTP/1.1 200 OK\r\ncontent-length: 7\r\ndate: x\r\n\r\n");
+    assert_eq!(framing, Framing::Length(7));
+}
+
+#[test]
+fn unknown_lengths_are_chunked_or_close_delimited_for_http10() {
+    let p = parts(200, &[("date", "x"), ("transfer-encoding", "chunked")]);
+    let (h, framing, _) = head_of(&p, None, ASKED);
+    assert_eq!(
+        h,
+        "HTTP/1.1 200 OK\r\ndate: x\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    assert_eq!(framing, Framing::Chunked);
+    let http10 = Asked {
+        http10: true,
+        ..ASKED
+    };
+    let (h, framing, close) = head_of(&parts(200, &[("date", "x")]), None, http10);
+    assert_eq!(h, "HTTP/1.1 200 OK\r\ndate: x\r\nconnection: close\r\n\r\n");
+    assert_eq!((framing, close), (Framing::Close, true));
+    let (h, _, close) = head_of(&parts(200, &[("date", "x")]), Some(0), http10);
+    assert!(h.contains("connection: keep-alive\r\n"));
+    assert!(!close);
+}
+
+#[test]
+fn bodiless_answers_and_closing() {
+    let head_req = Asked {
+        head: true,
+        ..ASKED
+    };
+    let p = parts(200, &[("date", "x"), ("content-length", "10")]);
+    assert_eq!(head_of(&p, None, head_req).1, Framing::None);
+    let p = parts(204, &[("date", "x"), ("content-length", "0")]);
+    let (h, framing, _) = head_of(&p, Some(0), ASKED);
+    assert_eq!(
+        (h.as_str(), framing),
+        ("HTTP/1.1 204 No Content\r\ndate: x\r\n\r\n", Framing::None)
+    );
+    let p = parts(400, &[("date", "x"), ("connection", "close")]);
+    let (h, _, close) = head_of(&p, Some(0), ASKED);
+    assert!(close);
+    assert_eq!(h.matches("connection").count(), 1);
+    let closing = Asked {
+        close: true,
+        ..ASKED
+    };
+    let (h, _, close) = head_of(&parts(200, &[("date", "x")]), Some(0), closing);
+    assert!(close && h.contains("connection: close\r\n"));
+}
+
+async fn write<B: Body<Data = Bytes> + Unpin>(
+    body: B,
+    framing: Framing,
+) -> Result<Vec<u8>, WriteError> {
+    let (mut client, mut server) = tokio::io::duplex(1 << 20);
+    let mut w = Writer::new(body, framing);
+    let (mut out, mut written) = (b"HEAD\r\n".to_vec(), 0);
+    poll_fn(|cx| w.poll(cx, &mut server, &mut out, &mut written)).await?;
+    drop(server);
+    let mut got = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut client, &mut got)
+        .await
+        .unwrap();
+    Ok(got)
+}
+
+fn stream(chunks: Vec<Bytes>) -> impl Body<Data = Bytes, Error = std::convert::Infallible> + Unpin {
+    StreamBody::new(futures_stream(chunks))
+}
+
+fn futures_stream(
+    chunks: Vec<Bytes>,
+) -> tokio_stream::Iter<
+    std::vec::IntoIter<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>,
+> {
+    let frames: Vec<_> = chunks
+        .into_iter()
+        .map(|c| Ok(hyper::body::Frame::data(c)))
+        .collect();
+    tokio_stream::iter(frames)
+}
+
+#[tokio::test]
+async fn bodies_are_framed_as_the_head_said() {
+    let got = write(Full::new(Bytes::from_static(b"hello")), Framing::Length(5))
+        .await
+        .unwrap();
+    assert_eq!(got, b"HEAD\r\nhello");
+    let chunks = vec![Bytes::from_static(b"ab"), Bytes::from(vec![b'x'; 20_000])];
+    let got = write(stream(chunks), Framing::Chunked).await.unwrap();
+    let mut want = b"HEAD\r\n2\r\nab\r\n4e20\r\n".to_vec();
+    want.extend(std::iter::repeat_n(b'x', 20_000));
+    want.extend(b"\r\n0\r\n\r\n");
+    assert_eq!(got, want);
+    let got = write(Full::new(Bytes::from_static(b"x")), Framing::None)
+        .await
+        .unwrap();
+    assert_eq!(got, b"HEAD\r\n");
+}
+
+#[tokio::test]
+async fn a_body_that_breaks_its_length_fails() {
+    let short = write(Full::new(Bytes::from_static(b"abc")), Framing::Length(5)).await;
+    assert!(matches!(short, Err(WriteError::Body)));
+    let long = write(Full::new(Bytes::from_static(b"abcdef")), Framing::Length(5)).await;
+    assert!(matches!(long, Err(WriteError::Body)));
+}
