@@ -260,6 +260,10 @@ where
     let mut writer: Option<(Writer<idle::Tracked<B>>, bool, bool)> = None;
     let mut watching = true;
     let outcome = poll_fn(|cx| {
+        if let Some(f) = &mut feed {
+            // After the answer's head, a `100 Continue` would be out of turn.
+            f.expect_continue &= writer.is_none();
+        }
         if let Some(f) = &mut feed
             && let Poll::Ready(fed) = f.poll(cx, io, &mut c.buf, &mut c.out)
         {

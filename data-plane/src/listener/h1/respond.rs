@@ -224,6 +224,9 @@ where
                     big.advance(n);
                 }
                 self.big = None;
+                if self.framing == Framing::Chunked {
+                    out.extend_from_slice(b"\r\n");
+                }
                 continue;
             }
             if self.done {
@@ -254,15 +257,11 @@ where
             Framing::Close => {}
         }
         if data.len() > COPY_MAX {
+            // Its chunk's CRLF goes into the buffer once it is written.
             self.big = Some(data);
         } else {
             out.extend_from_slice(&data);
-        }
-        if self.framing == Framing::Chunked {
-            // After a big frame, the CRLF goes with the next write.
-            if self.big.is_some() {
-                self.big = Some(join(self.big.take().unwrap_or_default(), b"\r\n"));
-            } else {
+            if self.framing == Framing::Chunked {
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -280,13 +279,6 @@ where
             _ => Ok(()),
         }
     }
-}
-
-fn join(a: Bytes, b: &[u8]) -> Bytes {
-    let mut v = Vec::with_capacity(a.len() + b.len());
-    v.extend_from_slice(&a);
-    v.extend_from_slice(b);
-    v.into()
 }
 
 fn hex_len(n: usize, buf: &mut [u8; 16]) -> &[u8] {
