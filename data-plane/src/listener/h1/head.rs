@@ -77,10 +77,15 @@ pub fn parse(
             return Err(TOO_LARGE);
         }
         // Not complete yet; refused now if what came already cannot parse.
-        let mut req = httparse::Request::new(&mut []);
-        config()
-            .parse_request_with_uninit_headers(&mut req, buf, storage)
-            .map_err(parse_error)?;
+        // Only while it is short: parsed again at every read, a head sent a
+        // byte at a time would cost its length squared; a long one is
+        // parsed once complete (or refused with 431).
+        if buf.len() <= EARLY_CHECK_MAX {
+            let mut req = httparse::Request::new(&mut []);
+            config()
+                .parse_request_with_uninit_headers(&mut req, buf, storage)
+                .map_err(parse_error)?;
+        }
         return Ok(None);
     };
     if len > max_bytes {
@@ -131,6 +136,9 @@ pub fn parse(
         upgrade,
     }))
 }
+
+/// The longest unfinished head checked for errors before it ends.
+const EARLY_CHECK_MAX: usize = 4 * 1024;
 
 const TOO_LARGE: Error = Error::HeadTooLarge("request head too large");
 

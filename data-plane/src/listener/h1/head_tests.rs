@@ -128,3 +128,15 @@ fn bare_line_feeds_end_lines() {
     let h = head("GET /x HTTP/1.1\nHost: h\n\n");
     assert_eq!(h.parts.headers["host"], "h");
 }
+
+#[test]
+fn long_unfinished_heads_are_checked_once_complete() {
+    // Past the early check, bad bytes wait for the head's end...
+    let long = format!(
+        "GET / HTTP/1.1\r\nX-A: {}\r\nX-\0: b\r\n",
+        "a".repeat(EARLY_CHECK_MAX)
+    );
+    assert!(parse_str(&long).unwrap().is_none());
+    // ...and are refused then.
+    assert_eq!(status(&format!("{long}\r\n")), 400);
+}
