@@ -210,8 +210,7 @@ where
                     Poll::Pending => break,
                 }
             }
-            let pending = ready!(flush(cx, io, out, written)).map_err(WriteError::Io);
-            pending?;
+            ready!(flush(cx, io, out, written)).map_err(WriteError::Io)?;
             if let Some(big) = &mut self.big {
                 while big.has_remaining() {
                     let n = ready!(Pin::new(&mut *io).poll_write(cx, big.chunk()))

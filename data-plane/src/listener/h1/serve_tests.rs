@@ -12,7 +12,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::listener::{Conn, RequestBody};
 
@@ -113,14 +113,13 @@ async fn expect_100_continue_is_answered_when_the_body_is_wanted() {
 async fn bodies_that_come_later_are_fed_whole_and_the_connection_kept() {
     let (addr, _stop) = start(echo).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
-    // A chunked body in pieces, each written after a pause, bigger than the
+    // A chunked body written piece by piece after its head, bigger than the
     // read buffer in all.
     s.write_all(b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
         .await
         .unwrap();
     let chunk = format!("1000\r\n{}\r\n", "x".repeat(0x1000));
     for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
         s.write_all(chunk.as_bytes()).await.unwrap();
     }
     s.write_all(b"0\r\n\r\n").await.unwrap();
@@ -158,8 +157,10 @@ async fn http10_closes_unless_asked_to_keep_alive() {
 async fn a_client_that_leaves_drops_its_request() {
     let (dropped_tx, dropped) = oneshot::channel::<()>();
     let slot = std::sync::Mutex::new(Some(dropped_tx));
+    let (started_tx, mut started) = mpsc::unbounded_channel();
     let handler = move |_: Arc<Conn>, _: Request<RequestBody>| {
         let guard = slot.lock().unwrap().take();
+        let _ = started_tx.send(());
         async move {
             // Never answers; `guard` goes when the future is dropped.
             let _guard = guard;
@@ -172,7 +173,10 @@ async fn a_client_that_leaves_drops_its_request() {
     s.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    started
+        .recv()
+        .await
+        .expect("the request reached the handler");
     drop(s);
     let gone = tokio::time::timeout(Duration::from_secs(5), dropped).await;
     assert!(
@@ -201,8 +205,10 @@ async fn refused_heads_get_a_json_answer_with_a_request_id_then_close() {
 #[tokio::test]
 async fn shutdown_closes_idle_connections_and_finishes_busy_ones() {
     let (release, released) = watch::channel(false);
+    let (started_tx, mut started) = mpsc::unbounded_channel();
     let handler = move |_: Arc<Conn>, _: Request<RequestBody>| {
         let mut released = released.clone();
+        let _ = started_tx.send(());
         async move {
             let _ = released.wait_for(|r| *r).await;
             Ok(Response::new(Full::new(Bytes::from_static(b"done"))))
@@ -214,7 +220,11 @@ async fn shutdown_closes_idle_connections_and_finishes_busy_ones() {
     busy.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Accepted in order: the idle connection is being served too by now.
+    started
+        .recv()
+        .await
+        .expect("the request reached the handler");
     stop.send(true).unwrap();
     assert!(closed(&mut idle).await, "an idle connection closes at once");
     release.send(true).unwrap();
