@@ -33,6 +33,9 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use super::PassedFields;
+use crate::proxy::h1::passed::Passed;
+
 /// What the connection's requests tell its socket wrapper.
 #[derive(Debug, Default)]
 pub struct Activity {
@@ -116,6 +119,12 @@ where
 pub struct Tracked<B> {
     body: B,
     _guard: InFlight,
+}
+
+impl<B: PassedFields> PassedFields for Tracked<B> {
+    fn passed(&self) -> Option<&Passed> {
+        self.body.passed()
+    }
 }
 
 impl<B: Body + Unpin> Body for Tracked<B> {

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod tls;
 
 pub use body::{BodyError, RequestBody};
+pub use h1::respond::PassedFields;
 pub use hold::OpenConnections;
 pub use limits::{HEADER_READ_TIMEOUT, Limits};
 
@@ -72,7 +73,7 @@ pub async fn serve<H, F, B>(listener: TcpListener, handler: H, shutdown: watch::
 where
     H: Fn(Arc<Conn>, Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B: Body<Data = Bytes> + PassedFields + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     serve_with(
@@ -97,7 +98,7 @@ pub async fn serve_with<H, F, B>(
 ) where
     H: Fn(Arc<Conn>, Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B: Body<Data = Bytes> + PassedFields + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let service = Arc::new(limits.service(handler));

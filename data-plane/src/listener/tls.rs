@@ -29,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::hold::ConnectionHold;
 use super::{Conn, RequestBody, h1};
-use super::{Limits, idle};
+use super::{Limits, PassedFields, idle};
 use crate::{Error, Shared};
 
 /// Time a client gets to complete the TLS handshake; a stalled one holds a
@@ -103,7 +103,7 @@ pub async fn serve<H, F, B>(
 ) where
     H: Fn(Arc<Conn>, Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B: Body<Data = Bytes> + PassedFields + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     // Not `limits::Admission`: its plaintext 503 means nothing to a TLS
@@ -153,7 +153,7 @@ async fn connection<H, F, B>(
 ) where
     H: Fn(Arc<Conn>, Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B: Body<Data = Bytes> + PassedFields + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let handshake = listener.acceptor.accept(stream);

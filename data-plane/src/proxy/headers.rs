@@ -148,6 +148,10 @@ const ADDED_MAX: usize = 5;
 pub struct Added {
     fields: [Option<(&'static HeaderName, HeaderValue)>; ADDED_MAX],
     pub host_from: HostFrom,
+    /// The answer's fields may reach the client as the bytes they came in
+    /// (`h1::passed`): nothing on its way back reads or changes them.
+    /// Set by the proxy once it knows; never by default.
+    pub pass_fields: bool,
 }
 
 /// Whose `Host` goes upstream. The client's stays in the map either way:

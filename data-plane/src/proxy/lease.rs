@@ -20,6 +20,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use crate::Error;
 use crate::proxy::h1::conn::drain::{DRAIN_MAX, DRAIN_TIME};
 use crate::proxy::h1::conn::{H1Conn, Io};
+use crate::proxy::h1::passed::Passed;
 use crate::proxy::pool::{Pool, SlotKey};
 
 /// An HTTP/1 connection lent to one exchange: three pointers, as the
@@ -71,6 +72,8 @@ impl Drop for Lent {
 
 pub struct LeasedBody {
     inner: Inner,
+    /// The head's fields as bytes, when they were passed (`h1::passed`).
+    passed: Option<Box<Passed>>,
 }
 
 enum Inner {
@@ -82,9 +85,11 @@ enum Inner {
 impl LeasedBody {
     /// A body read from its HTTP/1 connection; one with nothing to read
     /// (HEAD, 204, 304, a length of 0) returns the connection at once.
-    pub fn h1(lease: Lease) -> LeasedBody {
+    /// `passed`: its head's fields, if the decoder kept them as bytes.
+    pub fn h1(lease: Lease, passed: Option<Box<Passed>>) -> LeasedBody {
         let mut body = LeasedBody {
             inner: Inner::H1(Some(lease)),
+            passed,
         };
         body.release_if_done();
         body
@@ -93,6 +98,7 @@ impl LeasedBody {
     pub fn h2(body: Incoming) -> LeasedBody {
         LeasedBody {
             inner: Inner::H2(body),
+            passed: None,
         }
     }
 
@@ -103,6 +109,12 @@ impl LeasedBody {
         {
             l.release();
         }
+    }
+
+    /// The head's fields as the bytes they came in, if they were passed:
+    /// the response's map then holds none of them.
+    pub fn passed(&self) -> Option<&Passed> {
+        self.passed.as_deref()
     }
 
     /// Whether the head came from the HTTP/1 decoder, which refused

@@ -42,7 +42,7 @@ use http_body_util::{Either, Full};
 use tracing::Instrument;
 
 use crate::compile::Compiled;
-use crate::listener::{Conn, RequestBody};
+use crate::listener::{Conn, PassedFields, RequestBody};
 use crate::observe::exchange::Exchange;
 use crate::observe::spans;
 use crate::observe::trace::TRACEPARENT;
@@ -53,6 +53,15 @@ use crate::{Error, Shared};
 
 /// Bodies the proxy answers with: the upstream's, streamed, or its own.
 pub type ProxyBody = Either<send::TrackedBody, Full<Bytes>>;
+
+impl PassedFields for ProxyBody {
+    fn passed(&self) -> Option<&h1::passed::Passed> {
+        match self {
+            Either::Left(b) => b.passed(),
+            Either::Right(_) => None,
+        }
+    }
+}
 
 /// Entry point for every proxied request. Not an `async fn`: what needs
 /// no waiting is done before the future is made, which then holds the
@@ -197,6 +206,14 @@ async fn forward(
 
     // 4. Rewrite (`rewrite`).
     let (mut to, client_upgrade) = rewrite::rewrite(parts, route, m, conn, host, request_id)?;
+    // The answer's fields may go back to an HTTP/1 client as the bytes
+    // they came in when nothing below reads or changes them but the
+    // `X-Request-Id` set in `handle` (`h1::passed`).
+    to.added.pass_fields = parts.version < http::Version::HTTP_2
+        && client_upgrade.is_none()
+        && policy_headers.is_none()
+        && request_headers.is_none()
+        && !policies.rewrites_response_body(m.route);
 
     // 5. Balance and send (with retries where allowed), each attempt
     //    bounded by the upstream's read timeout (connect included). The

@@ -192,8 +192,9 @@ impl Pool {
                     };
                     let lease = lent.0.take();
                     match (exchanged?, lease) {
-                        (Exchanged::Head(parts), Some(lease)) => {
-                            return Ok(Response::from_parts(parts, LeasedBody::h1(lease)));
+                        (Exchanged::Head(parts, passed), Some(lease)) => {
+                            let body = LeasedBody::h1(lease, passed);
+                            return Ok(Response::from_parts(parts, body));
                         }
                         // Never written: safe to send again, but only when
                         // the connection was a pooled one (a fresh one

@@ -30,6 +30,7 @@ use crate::observe::stats::RouteStats;
 use crate::proxy::body::{BodyLimits, ClientBody, Outbound};
 use crate::proxy::breaker::Admitted;
 use crate::proxy::client;
+use crate::proxy::h1::passed::Passed;
 use crate::proxy::headers::Added;
 use crate::proxy::lease::LeasedBody;
 use crate::proxy::replay::{self, Replay};
@@ -265,6 +266,14 @@ impl TrackedBody {
 
     pub fn set_finish(&mut self, finish: Finish) {
         self.finish = Some(finish);
+    }
+
+    /// The upstream head's fields, if they were passed as bytes.
+    pub fn passed(&self) -> Option<&Passed> {
+        match &self.inner {
+            Either::Left(b) => b.passed(),
+            Either::Right(_) => None,
+        }
     }
 }
 

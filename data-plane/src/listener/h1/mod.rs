@@ -41,7 +41,7 @@ use crate::proxy::h1::names::Names;
 use crate::proxy::request_id;
 use feed::{Decode, Fed, Feed};
 use head::{Framing, Head};
-use respond::{Asked, Writer};
+use respond::{Asked, PassedFields, Writer};
 use upgrade::{OnUpgrade, Rewind};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
@@ -100,7 +100,7 @@ pub async fn serve<I, H, F, B>(
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     H: Fn(Arc<Conn>, Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B: Body<Data = Bytes> + PassedFields + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut c = Connection {
@@ -211,7 +211,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin,
     H: Fn(Arc<Conn>, Request<RequestBody>) -> F,
     F: Future<Output = Result<Response<B>, Infallible>>,
-    B: Body<Data = Bytes> + Unpin,
+    B: Body<Data = Bytes> + PassedFields + Unpin,
 {
     let Head {
         mut parts,
@@ -304,7 +304,8 @@ where
             let hint = body.size_hint().exact();
             // Shutting down: this answer is the connection's last.
             asked.close |= shutdown.has_changed().unwrap_or(true);
-            let (framing, close) = respond::head(&mut c.out, &parts, hint, asked);
+            let fields = (&parts, body.passed());
+            let (framing, close) = respond::head(&mut c.out, fields, hint, asked);
             let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
             writer = Some((Writer::new(body, framing), close, switching));
         }
@@ -360,7 +361,7 @@ async fn refuse<I: AsyncRead + AsyncWrite + Unpin>(
         http10: false,
         close: true,
     };
-    let (framing, _) = respond::head(&mut c.out, &parts, body.size_hint().exact(), asked);
+    let (framing, _) = respond::head(&mut c.out, (&parts, None), body.size_hint().exact(), asked);
     let mut w = Writer::new(body, framing);
     let _ = poll_fn(|cx| w.poll(cx, io, &mut c.out, &mut c.written)).await;
     close(io).await;
@@ -377,7 +378,7 @@ where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     H: Fn(Arc<Conn>, Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B: Body<Data = Bytes> + PassedFields + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let peer = conn.peer;

@@ -14,8 +14,11 @@ use bytes::{Buf, Bytes};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::response::Parts;
 use http::{HeaderMap, StatusCode};
+use http_body_util::Full;
 use hyper::body::Body;
 use tokio::io::AsyncWrite;
+
+use crate::proxy::h1::passed::Passed;
 
 /// A body frame larger than this is written from its own buffer rather
 /// than copied behind the head.
@@ -41,17 +44,41 @@ pub struct Asked {
     pub close: bool,
 }
 
+/// A body that may carry its answer's fields as the bytes they came in
+/// (`proxy::h1::passed`): they are written before the answer's map, which
+/// then holds only what the handler added.
+pub trait PassedFields {
+    fn passed(&self) -> Option<&Passed> {
+        None
+    }
+}
+
+impl PassedFields for Full<Bytes> {}
+
 /// Writes the head into `out` and gives the body's framing and whether
 /// the connection must close after it (`asked.close`, a `Connection: close`
-/// from the handler, or a close-delimited body).
-pub fn head(out: &mut Vec<u8>, parts: &Parts, hint: Option<u64>, asked: Asked) -> (Framing, bool) {
+/// from the handler, or a close-delimited body). `passed`: fields that go
+/// out as they are, before the map's.
+pub fn head(
+    out: &mut Vec<u8>,
+    (parts, passed): (&Parts, Option<&Passed>),
+    hint: Option<u64>,
+    asked: Asked,
+) -> (Framing, bool) {
     let status = parts.status;
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let seen = write_fields(out, &parts.headers, status == StatusCode::NO_CONTENT);
+    if let Some(p) = passed {
+        p.write(out);
+    }
+    let mut seen = write_fields(out, &parts.headers, status == StatusCode::NO_CONTENT);
+    if let Some(p) = passed {
+        seen.length = seen.length.or(p.length);
+        seen.date |= p.date;
+    }
     let bodiless = asked.head
         || status.is_informational()
         || status == StatusCode::NO_CONTENT

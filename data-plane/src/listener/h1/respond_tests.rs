@@ -22,7 +22,7 @@ fn parts(status: u16, headers: &[(&str, &str)]) -> Parts {
 
 fn head_of(p: &Parts, hint: Option<u64>, asked: Asked) -> (String, Framing, bool) {
     let mut out = Vec::new();
-    let (framing, close) = head(&mut out, p, hint, asked);
+    let (framing, close) = head(&mut out, (p, None), hint, asked);
     (String::from_utf8(out).unwrap(), framing, close)
 }
 
@@ -37,6 +37,29 @@ fn a_known_length_is_sent_as_content_length_with_a_date() {
     let (h, framing, _) = head_of(&p, None, ASKED);
     assert_eq!(h, "HTTP/1.1 200 OK\r\ncontent-length: 7\r\ndate: x\r\n\r\n");
     assert_eq!(framing, Framing::Length(7));
+}
+
+#[test]
+fn passed_fields_go_first_as_they_came_and_their_length_and_date_stand() {
+    let decoded = crate::proxy::h1::decode::response_head(
+        &mut bytes::BytesMut::from(
+            "HTTP/1.1 200 OK\r\nDate: d\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n",
+        ),
+        false,
+        &mut crate::proxy::h1::names::Names::default(),
+        true,
+    )
+    .unwrap()
+    .unwrap();
+    let passed = decoded.passed.as_deref();
+    let mut out = Vec::new();
+    let p = parts(200, &[("x-request-id", "r")]);
+    let (framing, close) = head(&mut out, (&p, passed), None, ASKED);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 200 OK\r\nDate: d\r\nContent-Length: 5\r\nx-request-id: r\r\n\r\n"
+    );
+    assert_eq!((framing, close), (Framing::Length(5), false));
 }
 
 #[test]

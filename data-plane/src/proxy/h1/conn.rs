@@ -25,6 +25,7 @@ use super::chunked::Chunked;
 use super::decode;
 use super::encode::{self, Framing};
 use super::names::Names;
+use super::passed::Passed;
 use crate::Error;
 use crate::proxy::client::UpstreamBody;
 use crate::proxy::headers::Added;
@@ -86,8 +87,10 @@ pub struct H1Conn {
 
 /// What an exchange came to.
 pub enum Exchanged {
-    /// The response head; its body is read with [`H1Conn::poll_body`].
-    Head(http::response::Parts),
+    /// The response head (its fields in the map, or passed as bytes when
+    /// the request asked: `h1::passed`); its body is read with
+    /// [`H1Conn::poll_body`].
+    Head(http::response::Parts, Option<Box<Passed>>),
     /// Nothing was written: the connection had closed. The request (its
     /// body given back) can go on another connection, whatever its method.
     Unsent(UpstreamBody),
@@ -173,13 +176,14 @@ impl H1Conn {
         }
         let head_request = head.parts.method == Method::HEAD;
         self.awaiting = Some(head_request);
-        std::future::poll_fn(|cx| self.poll_exchange(cx, head_request, due)).await
+        let pass = head.added.pass_fields;
+        std::future::poll_fn(|cx| self.poll_exchange(cx, (head_request, pass), due)).await
     }
 
     fn poll_exchange(
         &mut self,
         cx: &mut Context<'_>,
-        head_request: bool,
+        (head_request, pass): (bool, bool),
         due: Option<Instant>,
     ) -> Poll<Result<Exchanged, Error>> {
         // A failed write: the client's body at fault is answered at once;
@@ -195,7 +199,7 @@ impl H1Conn {
             }
         }
         loop {
-            match decode::response_head(&mut self.buf, head_request, &mut self.names) {
+            match decode::response_head(&mut self.buf, head_request, &mut self.names, pass) {
                 Err(e) => return Poll::Ready(Err(Error::UpstreamInvalid(e))),
                 Ok(Some(head))
                     if head.status.is_informational()
@@ -215,7 +219,7 @@ impl H1Conn {
                     // (hyper writes the status line with this version).
                     parts.status = head.status;
                     parts.headers = head.headers;
-                    return Poll::Ready(Ok(Exchanged::Head(parts)));
+                    return Poll::Ready(Ok(Exchanged::Head(parts, head.passed)));
                 }
                 Ok(None) => match self.poll_read(cx) {
                     Poll::Ready(Ok(0)) => {

@@ -16,6 +16,7 @@ use http::header::{
 use http::{StatusCode, Version};
 
 use super::names::Names;
+use super::passed::Passed;
 use crate::proxy::headers::is_hop_by_hop;
 
 /// A head longer than this is rejected rather than buffered without bound.
@@ -51,7 +52,10 @@ pub struct Head {
     pub status: StatusCode,
     /// `HTTP_10` or `HTTP_11`.
     pub version: Version,
+    /// Empty when the fields are `passed`.
     pub headers: HeaderMap,
+    /// The fields as the bytes they came in, when asked for and possible.
+    pub passed: Option<Box<Passed>>,
     pub framing: Framing,
     /// Whether the connection may carry another exchange after this body.
     pub keep_alive: bool,
@@ -228,11 +232,14 @@ fn framing(status: StatusCode, http10: bool, head: bool, f: &Fields) -> Result<F
 /// read more. On success the head's bytes are split off `buf` (the header
 /// values are slices of them) and whatever follows stays in `buf`.
 /// `request_was_head`: the request's method was HEAD, so there is no body.
-/// `names`: the connection's, from its last head.
+/// `names`: the connection's, from its last head. `pass`: the fields may
+/// stay bytes (`passed`), unless the answer has no body or switches
+/// protocols.
 pub fn response_head(
     buf: &mut BytesMut,
     request_was_head: bool,
     names: &mut Names,
+    pass: bool,
 ) -> Result<Option<Head>, Invalid> {
     // Scanning at most MAX_HEAD bytes bounds the work redone on every read.
     let window = &buf[..buf.len().min(MAX_HEAD)];
@@ -274,16 +281,29 @@ pub fn response_head(
     let persistent = !scanned.close && (scanned.keep_alive || !http10);
     // After 101 the bytes belong to another protocol; after Close, to nobody.
     let keep_alive = persistent && framing != Framing::Close && status != 101;
-    Ok(Some(Head {
-        status,
-        version,
+    let fields = res.headers;
+    let named = |raw: &str| scanned.names_fields && named_by_connection(fields, names, raw);
+    let passed = match framing {
+        Framing::Empty => None,
+        _ if !pass || status == 101 => None,
+        Framing::Length(n) => Passed::of(&block, fields, names, named, Some(n)),
+        Framing::Chunked | Framing::Close => Passed::of(&block, fields, names, named, None),
+    };
+    let headers = match passed {
+        Some(_) => HeaderMap::new(),
         // A 101's `Connection: upgrade` is checked and passed on (`upgrade`).
-        headers: field_map(
+        None => field_map(
             &block,
-            res.headers,
+            fields,
             names,
             (status != 101).then_some(Named(scanned.names_fields)),
         )?,
+    };
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+        passed,
         framing,
         keep_alive,
     }))
@@ -332,7 +352,7 @@ mod hop_by_hop_tests {
     use super::*;
 
     fn head(s: &str) -> Head {
-        response_head(&mut BytesMut::from(s), false, &mut Names::default())
+        response_head(&mut BytesMut::from(s), false, &mut Names::default(), false)
             .unwrap()
             .unwrap()
     }

@@ -97,7 +97,7 @@ mod tests {
                HTTP/1.1 200 OK\r\nx-foo: 2\r\ncontent-length: 0\r\n\r\n"[..],
         );
         let mut next = || {
-            super::super::decode::response_head(&mut b, false, &mut names)
+            super::super::decode::response_head(&mut b, false, &mut names, false)
                 .unwrap()
                 .unwrap()
                 .headers

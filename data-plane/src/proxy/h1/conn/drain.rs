@@ -43,8 +43,8 @@ impl H1Conn {
     /// it broke or ran past `budget` bytes of body.
     pub fn poll_drain(&mut self, cx: &mut Context<'_>, budget: &mut u64) -> Poll<bool> {
         if let Some(head_request) = self.awaiting {
-            match self.poll_exchange(cx, head_request, None) {
-                Poll::Ready(Ok(super::Exchanged::Head(_))) => {}
+            match self.poll_exchange(cx, (head_request, false), None) {
+                Poll::Ready(Ok(super::Exchanged::Head(..))) => {}
                 Poll::Ready(_) => return Poll::Ready(false),
                 Poll::Pending => return Poll::Pending,
             }
