@@ -114,7 +114,7 @@ async fn serve(mut stream: TcpStream, conn: usize, log: Arc<Mutex<Vec<Recorded>>
     }
 }
 
-/// Broken answers, by path.
+/// Broken (and a few odd but valid) answers, by path.
 pub fn bad_response(target: &str) -> Option<&'static [u8]> {
     let path = target.strip_prefix("/bad-response/")?;
     let kind = path.split(['/', '?']).next().unwrap_or("");
@@ -130,6 +130,11 @@ pub fn bad_response(target: &str) -> Option<&'static [u8]> {
         // A body where none may be: the bytes after the head look like a
         // second response, waiting for the next request on the connection.
         "204-body" => b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 8\r\nx-seen-path: /forged\r\n\r\nsmuggled",
+        // Valid, but odd: fields the proxy must not pass on among the
+        // ones it must (its own X-Request-Id replaces the upstream's).
+        "own-fields" => b"HTTP/1.1 200 OK\r\nX-Request-Id: upstream\r\nKeep-Alive: timeout=5\r\nX-Kept: 1\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nX-Kept: 2\r\ncontent-length: 2\r\n\r\nok",
+        // Valid, but odd: bare LF line endings.
+        "lf-endings" => b"HTTP/1.1 200 OK\nX-Kept: 1\ncontent-length: 2\n\nok",
         _ => return None,
     })
 }

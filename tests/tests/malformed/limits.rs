@@ -186,6 +186,39 @@ async fn invalid_upstream_answers_are_502_and_their_connection_is_dropped() {
     }
 }
 
+/// An answer's fields reach an HTTP/1 client as the upstream sent them
+/// (passed as bytes: `proxy::h1::passed`) but for the hop-by-hop ones,
+/// those `Connection` names, and the upstream's `X-Request-Id`; a head
+/// with bare LF line endings is re-written with CRLF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_fields_pass_without_hop_by_hop_ones_or_a_second_request_id() {
+    let s = Setup::start(&[]).await;
+    let r = ask(
+        &s.addr,
+        "/bad-response/own-fields/",
+        "X-Request-Id: mine\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let named = |n: &str| -> Vec<&str> {
+        r.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(named("x-request-id"), ["mine"]);
+    assert_eq!(named("x-kept"), ["1", "2"]);
+    assert!(
+        named("keep-alive").is_empty() && named("x-secret").is_empty(),
+        "{r:?}"
+    );
+    assert_eq!(r.body, b"ok");
+    let r = ask(&s.addr, "/bad-response/lf-endings/", "").await;
+    assert_eq!((r.status, r.header("x-kept")), (200, Some("1")), "{r:?}");
+    assert_eq!(r.body, b"ok");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_heads_are_cut_at_the_header_timeout_and_idle_clients_kept() {
     let s = Setup::start(&[]).await;
