@@ -1,8 +1,9 @@
 //! The client side of HTTP/1.x, on httparse rather than hyper's server,
 //! one connection per task: read a head (`head`), hand the request to the
-//! handler, feed its body if it did not come whole with the head (`feed`),
-//! write the answer (`respond`), and again while the connection is kept
-//! alive. One read buffer per connection, kept across its requests (hyper
+//! handler, feed its body if it did not come whole with the head (`feed`;
+//! a small one the handler dropped unread is read past after the answer,
+//! so the connection stays), write the answer (`respond`, a refused head's
+//! too), and again while the connection is kept alive. One read buffer per connection, kept across its requests (hyper
 //! allocated 8 KB again for every request), and no dispatcher between the
 //! socket and the handler's future, which this task polls itself.
 //!
@@ -38,7 +39,6 @@ use super::body::RequestBody;
 use super::idle;
 use crate::proxy::h1::chunked::Chunked;
 use crate::proxy::h1::names::Names;
-use crate::proxy::request_id;
 use feed::{Decode, Fed, Feed};
 use head::{Framing, Head};
 use respond::{Asked, PassedFields, Writer};
@@ -119,7 +119,10 @@ pub async fn serve<I, H, F, B>(
         let head = match next {
             Next::Head(head) => head,
             Next::Close => return close(&mut io).await,
-            Next::Refuse(e) => return refuse(&mut io, &mut c, &e).await,
+            Next::Refuse(e) => {
+                respond::refuse(&mut io, (&mut c.out, &mut c.written), &e).await;
+                return close(&mut io).await;
+            }
             Next::H2 => {
                 let early = c.buf.split().freeze();
                 return h2(Rewind::new(io, early), conn, service, watcher).await;
@@ -259,6 +262,7 @@ where
     ));
     let mut writer: Option<(Writer<idle::Tracked<B>>, bool, bool)> = None;
     let mut watching = true;
+    let mut dropped = None;
     let outcome = poll_fn(|cx| {
         if let Some(f) = &mut feed {
             // After the answer's head, a `100 Continue` would be out of turn.
@@ -268,7 +272,9 @@ where
             && let Poll::Ready(fed) = f.poll(cx, io, &mut c.buf, &mut c.out)
         {
             complete = fed == Fed::Complete;
-            feed = None;
+            // A dropped body's rest may be read past after the answer.
+            let f = feed.take();
+            dropped = f.filter(|_| fed == Fed::Dropped);
         }
         loop {
             if let Some((w, close, switching)) = &mut writer {
@@ -311,13 +317,28 @@ where
         }
     })
     .await;
-    let outcome = match outcome {
+    let feeding = feed.is_some();
+    let rest = dropped.or(feed.filter(Feed::dropped));
+    let outcome = match (outcome, rest) {
+        // A body the handler let go of unread (an early refusal): read
+        // past when small rather than closing on a client that did nothing
+        // wrong (`Feed::read_past`).
+        (
+            Outcome::Done {
+                close: false,
+                switching: false,
+            },
+            Some(mut f),
+        ) => Outcome::Done {
+            close: !f.read_past(io, &mut c.buf).await,
+            switching: false,
+        },
         // A body not read to its end leaves the connection out of step.
-        Outcome::Done { switching, .. } if !complete || feed.is_some() => Outcome::Done {
+        (Outcome::Done { switching, .. }, _) if !complete || feeding => Outcome::Done {
             close: true,
             switching,
         },
-        o => o,
+        (o, _) => o,
     };
     (outcome, upgrade)
 }
@@ -342,29 +363,6 @@ fn watch_client<I: AsyncRead + Unpin>(
             Ok(_) => {}
         }
     }
-}
-
-/// Answers a head that was refused, then closes.
-async fn refuse<I: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut I,
-    c: &mut Connection,
-    e: &crate::Error,
-) {
-    tracing::debug!(error = %e, "request head refused");
-    let id = request_id::generate();
-    let mut resp = crate::proxy::error_response(e, &id);
-    resp.headers_mut()
-        .insert(request_id::X_REQUEST_ID.clone(), id);
-    let (parts, body) = resp.into_parts();
-    let asked = Asked {
-        head: false,
-        http10: false,
-        close: true,
-    };
-    let (framing, _) = respond::head(&mut c.out, (&parts, None), body.size_hint().exact(), asked);
-    let mut w = Writer::new(body, framing);
-    let _ = poll_fn(|cx| w.poll(cx, io, &mut c.out, &mut c.written)).await;
-    close(io).await;
 }
 
 /// Ends the connection: a FIN (and TLS close_notify) after what was written.

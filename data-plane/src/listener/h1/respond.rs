@@ -3,7 +3,7 @@
 //! fields this hop needs), then the body as the handler's body yields it,
 //! with `Content-Length` when its size is known, chunked otherwise (close-
 //! delimited to an HTTP/1.0 client). A head and a body that is ready at
-//! once go out in one write.
+//! once go out in one write. Also the answer to a refused head (`refuse`).
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -19,6 +19,7 @@ use hyper::body::Body;
 use tokio::io::AsyncWrite;
 
 use crate::proxy::h1::passed::Passed;
+use crate::proxy::request_id;
 
 /// A body frame larger than this is written from its own buffer rather
 /// than copied behind the head.
@@ -305,6 +306,29 @@ where
             _ => Ok(()),
         }
     }
+}
+
+/// Answers a head that was refused (the caller then closes): the proxy's
+/// error body, with a new request id.
+pub async fn refuse<I: AsyncWrite + Unpin>(
+    io: &mut I,
+    (out, written): (&mut Vec<u8>, &mut usize),
+    e: &crate::Error,
+) {
+    tracing::debug!(error = %e, "request head refused");
+    let id = request_id::generate();
+    let mut resp = crate::proxy::error_response(e, &id);
+    resp.headers_mut()
+        .insert(request_id::X_REQUEST_ID.clone(), id);
+    let (parts, body) = resp.into_parts();
+    let asked = Asked {
+        head: false,
+        http10: false,
+        close: true,
+    };
+    let (framing, _) = head(out, (&parts, None), body.size_hint().exact(), asked);
+    let mut w = Writer::new(body, framing);
+    let _ = std::future::poll_fn(|cx| w.poll(cx, io, out, written)).await;
 }
 
 fn hex_len(n: usize, buf: &mut [u8; 16]) -> &[u8] {

@@ -138,6 +138,62 @@ async fn bodies_that_come_later_are_fed_whole_and_the_connection_kept() {
     assert!(got.contains("POST /l 20000"), "{got}");
 }
 
+/// Answers at once, its body dropped unread (an early refusal).
+async fn refuse(
+    _: Arc<Conn>,
+    req: Request<RequestBody>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let text = format!("refused {}", req.uri().path());
+    drop(req);
+    Ok(Response::new(Full::new(Bytes::from(text))))
+}
+
+#[tokio::test]
+async fn a_small_unread_body_is_read_past_and_the_connection_kept() {
+    let (addr, _stop) = start(refuse).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // The rest of each body comes only after its answer.
+    s.write_all(b"POST /l HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n12345")
+        .await
+        .unwrap();
+    let got = read_until(&mut s, |t| t.ends_with("refused /l")).await;
+    assert!(got.ends_with("refused /l"), "{got}");
+    s.write_all(
+        b"67890POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .await
+    .unwrap();
+    let got = read_until(&mut s, |t| t.ends_with("refused /c")).await;
+    assert!(got.ends_with("refused /c"), "{got}");
+    s.write_all(b"3\r\nabc\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .unwrap();
+    let got = read_until(&mut s, |t| t.ends_with("refused /after")).await;
+    assert!(got.ends_with("refused /after"), "{got}");
+}
+
+#[tokio::test]
+async fn a_large_or_bad_unread_body_or_one_awaiting_100_continue_closes_the_connection() {
+    let (addr, _stop) = start(refuse).await;
+    for (head, rest) in [
+        // Past the 64 KiB read past at most.
+        ("Content-Length: 70000\r\n", ""),
+        // A bad chunk size in what follows.
+        ("Transfer-Encoding: chunked\r\n", "zz\r\n"),
+        // The client waits for a `100 Continue` it will not get.
+        ("Expect: 100-continue\r\nContent-Length: 5\r\n", ""),
+    ] {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("POST /x HTTP/1.1\r\nHost: h\r\n{head}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let got = read_until(&mut s, |t| t.ends_with("refused /x")).await;
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+        let _ = s.write_all(rest.as_bytes()).await;
+        assert!(closed(&mut s).await, "{head:?} kept the connection");
+    }
+}
+
 #[tokio::test]
 async fn http10_closes_unless_asked_to_keep_alive() {
     let (addr, _stop) = start(echo).await;

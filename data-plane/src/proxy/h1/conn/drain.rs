@@ -14,7 +14,8 @@ use std::time::Duration;
 use super::{H1Conn, Reading};
 
 /// The most an abandoned answer waits for: a slow upstream's connection is
-/// not worth a task held open.
+/// not worth a task held open. (The client side reads past a request body
+/// its handler dropped with the same bounds: `listener::h1`.)
 pub const DRAIN_TIME: Duration = Duration::from_secs(1);
 /// The most of an abandoned body read to keep its connection.
 pub const DRAIN_MAX: u64 = 64 * 1024;
