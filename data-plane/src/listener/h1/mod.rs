@@ -3,9 +3,11 @@
 //! handler, feed its body if it did not come whole with the head (`feed`;
 //! a small one the handler dropped unread is read past after the answer,
 //! so the connection stays), write the answer (`respond`, a refused head's
-//! too), and again while the connection is kept alive. One read buffer per connection, kept across its requests (hyper
-//! allocated 8 KB again for every request), and no dispatcher between the
-//! socket and the handler's future, which this task polls itself.
+//! too), and again while the connection is kept alive. A read buffer
+//! lent while the connection reads and given back while it waits
+//! (`proxy::h1::buffers`; hyper allocated 8 KB again for every request),
+//! and no dispatcher between the socket and the handler's future, which
+//! this task polls itself.
 //!
 //! Also here: a connection whose first bytes are the HTTP/2 preface goes
 //! to hyper's HTTP/2 server (h2c with prior knowledge, or h2 over TLS),
@@ -37,6 +39,7 @@ use tokio::sync::{oneshot, watch};
 use super::Conn;
 use super::body::RequestBody;
 use super::idle;
+use crate::proxy::h1::buffers;
 use crate::proxy::h1::chunked::Chunked;
 use crate::proxy::h1::names::Names;
 use feed::{Decode, Fed, Feed};
@@ -46,8 +49,6 @@ use upgrade::{OnUpgrade, Rewind};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// The read buffer's size, and the least room a read is given.
-const READ_SIZE: usize = 8192;
 
 /// What a listener serves its connections with.
 pub struct Service<H> {
@@ -58,12 +59,10 @@ pub struct Service<H> {
     pub h2: hyper::server::conn::http2::Builder<TokioExecutor>,
 }
 
-/// Room for a read: at least half the read size, taken back from the
-/// front of the buffer when nothing else holds it (no allocation).
+/// Room for a read (`proxy::h1::buffers`: a buffer lent when the
+/// connection has none).
 pub(crate) fn reserve(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < READ_SIZE / 2 {
-        buf.reserve(READ_SIZE);
-    }
+    buffers::ready(buf, buffers::READ_SIZE);
 }
 
 /// The state one connection keeps across its requests.
@@ -104,7 +103,7 @@ pub async fn serve<I, H, F, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut c = Connection {
-        buf: BytesMut::with_capacity(READ_SIZE),
+        buf: BytesMut::new(),
         out: Vec::with_capacity(1024),
         written: 0,
         names: Names::default(),
@@ -176,20 +175,14 @@ impl Connection {
                     Err(e) => return Poll::Ready(Next::Refuse(e)),
                 }
             }
-            if self.buf.is_empty() {
-                // Back to the buffer's start, whose cache lines the last
-                // request warmed: left where the last head ended, each
-                // request would read into memory not touched for a while
-                // (200 connections walking through 8 KB each miss the
-                // cache every request). Free once the last request is gone.
-                let _ = self.buf.try_reclaim(READ_SIZE);
-            }
             reserve(&mut self.buf);
             match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, &mut self.buf) {
                 Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Next::Close),
                 Poll::Ready(Ok(_)) => {}
-                // Waiting: a shutdown closes the connection now.
+                // Waiting: the buffer, if empty, goes back for others to
+                // use meanwhile; a shutdown closes the connection now.
                 Poll::Pending => {
+                    buffers::give_back(&mut self.buf);
                     return match stop.as_mut().poll(cx) {
                         Poll::Ready(()) => Poll::Ready(Next::Close),
                         Poll::Pending => Poll::Pending,

@@ -3,8 +3,8 @@
 //! framing) while it reads the response head, and [`H1Conn::poll_body`]
 //! reads the response body, both in the request's own task with its own
 //! waker. No task, no channel and no wake-up between the two ends of the
-//! exchange, one read buffer and one write buffer per connection, reused by
-//! every exchange on it.
+//! exchange; one write buffer per connection, reused by every exchange on
+//! it, and a read buffer lent while it reads (`h1::buffers`).
 //!
 //! A connection is reusable only when its last exchange ended cleanly: the
 //! request written whole, the response read to its end, keep-alive on both
@@ -19,8 +19,10 @@ use std::task::{Context, Poll, Waker};
 use bytes::BytesMut;
 use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Body;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use super::buffers;
 use super::chunked::Chunked;
 use super::decode;
 use super::encode::{self, Framing};
@@ -39,7 +41,7 @@ use send::Sending;
 pub use super::io::Io;
 
 /// How much room a read asks for at first: a typical response in one read.
-const READ_SIZE: usize = 8 * 1024;
+const READ_SIZE: usize = buffers::READ_SIZE;
 /// The most a read asks for: a large body streams in fewer, larger reads
 /// (the room doubles each time a read fills it).
 const READ_MAX: usize = 128 * 1024;
@@ -131,8 +133,12 @@ impl H1Conn {
         if !self.reusable() {
             return false;
         }
+        // Into a byte on the stack, not a lent buffer: anything that
+        // arrives makes the connection unusable anyway.
         let mut cx = Context::from_waker(Waker::noop());
-        match self.poll_read(&mut cx) {
+        let mut byte = [0u8; 1];
+        let mut probe = ReadBuf::new(&mut byte);
+        match Pin::new(&mut *self.io).poll_read(&mut cx, &mut probe) {
             Poll::Pending => true,
             _ => {
                 self.keep = false;
@@ -248,20 +254,17 @@ impl H1Conn {
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.is_empty() {
-            // Back to the start of the buffer, which the last response
-            // warmed (as `listener::h1` does), once nothing holds its bytes.
-            let _ = self.buf.try_reclaim(READ_SIZE);
-        }
-        if self.buf.capacity() - self.buf.len() < self.read_size / 2 {
-            self.buf.reserve(self.read_size);
-        }
+        // A buffer lent when the connection has none (`h1::buffers`).
+        buffers::ready(&mut self.buf, self.read_size);
         let room = self.buf.capacity() - self.buf.len();
         let read = tokio_util::io::poll_read_buf(Pin::new(&mut *self.io), cx, &mut self.buf);
-        if let Poll::Ready(Ok(n)) = read
-            && n == room
-        {
-            self.read_size = (self.read_size * 2).min(READ_MAX);
+        match read {
+            Poll::Ready(Ok(n)) if n == room => {
+                self.read_size = (self.read_size * 2).min(READ_MAX);
+            }
+            // Waiting (or idle in the pool): an empty buffer goes back.
+            Poll::Pending => buffers::give_back(&mut self.buf),
+            _ => {}
         }
         read
     }

@@ -3,7 +3,8 @@
 //! (`encode`), parses response heads and bodies sans-IO (`decode`: heads,
 //! the framing rules of RFC 9112 §6.3 strictly, hop-by-hop fields left out;
 //! `chunked`: chunk sizes and trailers; httparse for both; `names` keeps a
-//! connection's field names from one head to the next; `passed`: an
+//! connection's field names from one head to the next; `buffers`: read
+//! buffers lent per thread, shared with the client side; `passed`: an
 //! answer's fields kept as the bytes they came in, when nothing reads
 //! them), and runs the
 //! exchange in the request's own task (`conn`) on its socket (`io`).
@@ -12,6 +13,7 @@
 //! what it cost is in docs/PERFORMANCE.md. HTTP/2 upstreams stay on
 //! hyper's client.
 
+pub mod buffers;
 pub mod chunked;
 pub mod conn;
 pub mod decode;
