@@ -4,7 +4,7 @@
 //! `proxy::h1::chunked`, the decoder of upstream bodies) and sends it on.
 //! The first ask of a request that expects `100 Continue` writes it first.
 //! A body its handler dropped unread is read and thrown away after the
-//! answer (`poll_discard`), when small, so the connection is kept.
+//! answer (`read_past`), when small, so the connection is kept.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -27,7 +27,7 @@ pub enum Fed {
     /// closes after the answer.
     Broken,
     /// The handler dropped the body before its end: what is left of it can
-    /// still be read past (`Feed::poll_discard`).
+    /// still be read past (`Feed::read_past`).
     Dropped,
 }
 
