@@ -133,6 +133,8 @@ pub fn bad_response(target: &str) -> Option<&'static [u8]> {
         // Valid, but odd: fields the proxy must not pass on among the
         // ones it must (its own X-Request-Id replaces the upstream's).
         "own-fields" => b"HTTP/1.1 200 OK\r\nX-Request-Id: upstream\r\nKeep-Alive: timeout=5\r\nX-Kept: 1\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nX-Kept: 2\r\ncontent-length: 2\r\n\r\nok",
+        // Valid: a chunked body with trailers, one a trailer must not carry.
+        "trailers" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-checksum: abc\r\ncontent-length: 99\r\n\r\n",
         // Valid, but odd: bare LF line endings.
         "lf-endings" => b"HTTP/1.1 200 OK\nX-Kept: 1\ncontent-length: 2\n\nok",
         _ => return None,

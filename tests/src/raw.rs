@@ -15,6 +15,8 @@ pub struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// A chunked body's trailer fields.
+    pub trailers: Vec<(String, String)>,
 }
 
 impl RawResponse {
@@ -128,12 +130,13 @@ impl RawConn {
             status,
             headers,
             body: Vec::new(),
+            trailers: Vec::new(),
         };
         let chunked = resp
             .header("transfer-encoding")
             .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
         let ok = if chunked {
-            self.read_chunked(&mut resp.body).await
+            self.read_chunked(&mut resp.body, &mut resp.trailers).await
         } else {
             let len = resp
                 .header("content-length")
@@ -171,7 +174,11 @@ impl RawConn {
         }
     }
 
-    async fn read_chunked(&mut self, out: &mut Vec<u8>) -> bool {
+    async fn read_chunked(
+        &mut self,
+        out: &mut Vec<u8>,
+        trailers: &mut Vec<(String, String)>,
+    ) -> bool {
         loop {
             let Some(line) = self.read_line().await else {
                 return false;
@@ -183,7 +190,10 @@ impl RawConn {
                 loop {
                     match self.read_line().await {
                         Some(l) if l.is_empty() => return true,
-                        Some(_) => continue,
+                        Some(l) => {
+                            let (k, v) = l.split_once(':').unwrap_or((&l, ""));
+                            trailers.push((k.trim().to_owned(), v.trim().to_owned()));
+                        }
                         None => return false,
                     }
                 }

@@ -189,7 +189,7 @@ async fn invalid_upstream_answers_are_502_and_their_connection_is_dropped() {
 /// An answer's fields reach an HTTP/1 client as the upstream sent them
 /// (passed as bytes: `proxy::h1::passed`) but for the hop-by-hop ones,
 /// those `Connection` names, and the upstream's `X-Request-Id`; a head
-/// with bare LF line endings is re-written with CRLF.
+/// with bare LF line endings is re-written with CRLF; trailers when asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answer_fields_pass_without_hop_by_hop_ones_or_a_second_request_id() {
     let s = Setup::start(&[]).await;
@@ -217,6 +217,14 @@ async fn answer_fields_pass_without_hop_by_hop_ones_or_a_second_request_id() {
     let r = ask(&s.addr, "/bad-response/lf-endings/", "").await;
     assert_eq!((r.status, r.header("x-kept")), (200, Some("1")), "{r:?}");
     assert_eq!(r.body, b"ok");
+    // Trailers reach an HTTP/1 client that asked for them (`TE: trailers`),
+    // without the fields a trailer must not carry; one that did not ask
+    // gets none.
+    let r = ask(&s.addr, "/bad-response/trailers/", "TE: trailers\r\n").await;
+    assert_eq!((r.status, &r.body[..]), (200, &b"ok"[..]), "{r:?}");
+    assert_eq!(r.trailers, [("x-checksum".to_owned(), "abc".to_owned())]);
+    let r = ask(&s.addr, "/bad-response/trailers/", "").await;
+    assert_eq!((r.status, r.trailers.len()), (200, 0), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

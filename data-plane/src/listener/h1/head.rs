@@ -19,7 +19,7 @@ use std::mem::MaybeUninit;
 
 use bytes::BytesMut;
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, EXPECT, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING,
+    CONNECTION, CONTENT_LENGTH, EXPECT, HeaderMap, HeaderName, HeaderValue, TE, TRANSFER_ENCODING,
     UPGRADE,
 };
 use http::request::Parts;
@@ -49,6 +49,8 @@ pub struct Head {
     /// An `Upgrade` field on HTTP/1.1, or CONNECT: what follows the head
     /// may be another protocol.
     pub upgrade: bool,
+    /// `TE: trailers`: the client takes trailers at a chunked body's end.
+    pub trailers: bool,
 }
 
 /// A malformed head: 400 (`Error::status`), and the connection closes.
@@ -134,6 +136,7 @@ pub fn parse(
         keep_alive: scanned.keep_alive,
         expect_continue: scanned.expect_continue,
         upgrade,
+        trailers: scanned.trailers,
     }))
 }
 
@@ -155,6 +158,7 @@ struct Scanned {
     keep_alive: bool,
     expect_continue: bool,
     upgrade: bool,
+    trailers: bool,
 }
 
 fn scan(
@@ -166,6 +170,7 @@ fn scan(
     let (mut length, mut te, mut chunked) = (None, false, false);
     let (mut close, mut keep_alive, mut expect_continue, mut upgrade) =
         (false, false, false, false);
+    let mut trailers = false;
     for (h, name) in fields.iter().zip(names) {
         if *name == CONTENT_LENGTH {
             let n = digits(h.value).ok_or(Error::MalformedRequest("invalid Content-Length"))?;
@@ -194,6 +199,12 @@ fn scan(
             expect_continue = http11 && h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         } else if *name == UPGRADE {
             upgrade = http11;
+        } else if *name == TE {
+            trailers |= h.value.split(|&b| b == b',').any(|t| {
+                // A coding's parameters (`trailers` has none) end at `;`.
+                let t = t.split(|&b| b == b';').next().unwrap_or_default();
+                t.trim_ascii().eq_ignore_ascii_case(b"trailers")
+            });
         }
     }
     if te && !chunked {
@@ -210,6 +221,7 @@ fn scan(
         keep_alive: !close && (http11 || keep_alive) && !(te && length.is_some()),
         expect_continue,
         upgrade,
+        trailers,
     })
 }
 

@@ -19,6 +19,7 @@
 mod feed;
 pub mod head;
 pub mod respond;
+mod trailers;
 pub mod upgrade;
 
 use std::convert::Infallible;
@@ -215,12 +216,14 @@ where
         keep_alive,
         expect_continue,
         upgrade,
+        trailers,
     } = head;
     let mut asked = Asked {
         head: parts.method == Method::HEAD,
         http10: parts.version == Version::HTTP_10,
         // After a CONNECT's answer the bytes are the tunnel's, or nobody's.
         close: !keep_alive || parts.method == Method::CONNECT,
+        trailers,
     };
     let upgrade = upgrade.then(|| {
         let (tx, rx) = oneshot::channel();
@@ -306,7 +309,7 @@ where
             let fields = (&parts, body.passed());
             let (framing, close) = respond::head(&mut c.out, fields, hint, asked);
             let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
-            writer = Some((Writer::new(body, framing), close, switching));
+            writer = Some((Writer::new(body, framing, asked), close, switching));
         }
     })
     .await;

@@ -3,7 +3,9 @@
 //! fields this hop needs), then the body as the handler's body yields it,
 //! with `Content-Length` when its size is known, chunked otherwise (close-
 //! delimited to an HTTP/1.0 client). A head and a body that is ready at
-//! once go out in one write. Also the answer to a refused head (`refuse`).
+//! once go out in one write; a chunked body's trailers at its end when the
+//! client asked for them (`TE: trailers`). Also the answer to a refused
+//! head (`refuse`).
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -43,6 +45,8 @@ pub struct Asked {
     pub http10: bool,
     /// The connection closes after this answer (whatever the answer says).
     pub close: bool,
+    /// `TE: trailers`: a chunked body's trailers are passed on.
+    pub trailers: bool,
 }
 
 /// A body that may carry its answer's fields as the bytes they came in
@@ -185,6 +189,11 @@ pub struct Writer<B> {
     /// A large frame written after the buffer.
     big: Option<Bytes>,
     done: bool,
+    /// Whether trailers go out at a chunked body's end (`TE: trailers`).
+    pass_trailers: bool,
+    /// The body's trailers, kept for its end (boxed: rare, and the writer
+    /// sits in every request's future).
+    trailers: Option<Box<HeaderMap>>,
 }
 
 /// Why a response could not be finished: the connection then closes.
@@ -199,7 +208,7 @@ impl<B> Writer<B>
 where
     B: Body<Data = Bytes> + Unpin,
 {
-    pub fn new(body: B, framing: Framing) -> Writer<B> {
+    pub fn new(body: B, framing: Framing, asked: Asked) -> Writer<B> {
         let left = match framing {
             Framing::Length(n) => n,
             _ => 0,
@@ -210,6 +219,8 @@ where
             left,
             big: None,
             done: framing == Framing::None,
+            pass_trailers: asked.trailers && framing == Framing::Chunked,
+            trailers: None,
         }
     }
 
@@ -226,13 +237,16 @@ where
             // Take frames while they are ready and the buffer is small.
             while !self.done && self.big.is_none() && out.len() - *written < COPY_MAX {
                 match Pin::new(&mut self.body).poll_frame(cx) {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        if let Ok(data) = frame.into_data() {
-                            self.data(out, data)?;
+                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => self.data(out, data)?,
+                        // Trailers end a chunked body, for a client that
+                        // asked for them; dropped otherwise.
+                        Err(frame) => {
+                            if let (true, Ok(t)) = (self.pass_trailers, frame.into_trailers()) {
+                                self.trailers = Some(Box::new(t));
+                            }
                         }
-                        // Trailers: not passed on over HTTP/1 (the client
-                        // did not ask for them with `TE: trailers`).
-                    }
+                    },
                     Poll::Ready(Some(Err(_))) => return Poll::Ready(Err(WriteError::Body)),
                     Poll::Ready(None) => self.end(out)?,
                     Poll::Pending => break,
@@ -300,7 +314,11 @@ where
         match self.framing {
             Framing::Length(_) if self.left != 0 => Err(WriteError::Body),
             Framing::Chunked => {
-                out.extend_from_slice(b"0\r\n\r\n");
+                out.extend_from_slice(b"0\r\n");
+                if let Some(trailers) = self.trailers.take() {
+                    super::trailers::write(out, &trailers);
+                }
+                out.extend_from_slice(b"\r\n");
                 Ok(())
             }
             _ => Ok(()),
@@ -325,9 +343,10 @@ pub async fn refuse<I: AsyncWrite + Unpin>(
         head: false,
         http10: false,
         close: true,
+        trailers: false,
     };
     let (framing, _) = head(out, (&parts, None), body.size_hint().exact(), asked);
-    let mut w = Writer::new(body, framing);
+    let mut w = Writer::new(body, framing, asked);
     let _ = std::future::poll_fn(|cx| w.poll(cx, io, out, written)).await;
 }
 

@@ -10,6 +10,7 @@ const ASKED: Asked = Asked {
     head: false,
     http10: false,
     close: false,
+    trailers: false,
 };
 
 fn parts(status: u16, headers: &[(&str, &str)]) -> Parts {
@@ -113,8 +114,16 @@ async fn write<B: Body<Data = Bytes> + Unpin>(
     body: B,
     framing: Framing,
 ) -> Result<Vec<u8>, WriteError> {
+    write_asked(body, framing, ASKED).await
+}
+
+async fn write_asked<B: Body<Data = Bytes> + Unpin>(
+    body: B,
+    framing: Framing,
+    asked: Asked,
+) -> Result<Vec<u8>, WriteError> {
     let (mut client, mut server) = tokio::io::duplex(1 << 20);
-    let mut w = Writer::new(body, framing);
+    let mut w = Writer::new(body, framing, asked);
     let (mut out, mut written) = (b"HEAD\r\n".to_vec(), 0);
     poll_fn(|cx| w.poll(cx, &mut server, &mut out, &mut written)).await?;
     drop(server);
@@ -165,4 +174,51 @@ async fn a_body_that_breaks_its_length_fails() {
     assert!(matches!(short, Err(WriteError::Body)));
     let long = write(Full::new(Bytes::from_static(b"abcdef")), Framing::Length(5)).await;
     assert!(matches!(long, Err(WriteError::Body)));
+}
+
+/// A body of `data` then `trailers`.
+fn with_trailers(
+    data: &'static [u8],
+    trailers: &[(&'static str, &'static str)],
+) -> impl Body<Data = Bytes, Error = std::convert::Infallible> + Unpin {
+    let mut map = HeaderMap::new();
+    for (n, v) in trailers {
+        map.append(*n, http::HeaderValue::from_static(v));
+    }
+    let frames: Vec<Result<_, std::convert::Infallible>> = vec![
+        Ok(hyper::body::Frame::data(Bytes::from_static(data))),
+        Ok(hyper::body::Frame::trailers(map)),
+    ];
+    StreamBody::new(tokio_stream::iter(frames))
+}
+
+#[tokio::test]
+async fn trailers_end_a_chunked_body_for_a_client_that_asked_for_them() {
+    let fields = [
+        ("grpc-status", "0"),
+        ("content-length", "99"),
+        ("connection", "close"),
+        ("x-checksum", "abc"),
+    ];
+    let asked = Asked {
+        trailers: true,
+        ..ASKED
+    };
+    let got = write_asked(with_trailers(b"ok", &fields), Framing::Chunked, asked)
+        .await
+        .unwrap();
+    // Only the fields a trailer may carry.
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        "HEAD\r\n2\r\nok\r\n0\r\ngrpc-status: 0\r\nx-checksum: abc\r\n\r\n"
+    );
+    // Not asked for, or not chunked: dropped.
+    let got = write(with_trailers(b"ok", &fields), Framing::Chunked)
+        .await
+        .unwrap();
+    assert_eq!(got, b"HEAD\r\n2\r\nok\r\n0\r\n\r\n");
+    let got = write_asked(with_trailers(b"ok", &fields), Framing::Length(2), asked)
+        .await
+        .unwrap();
+    assert_eq!(got, b"HEAD\r\nok");
 }
