@@ -1,5 +1,6 @@
 //! Where a response head ends: the scan that finds it, against httparse.
 
+use super::tests::parse;
 use super::*;
 
 fn buf(s: &[u8]) -> BytesMut {
@@ -38,9 +39,7 @@ fn the_end_of_head_scan_agrees_with_httparse_at_every_cut() {
             assert_eq!(head_end(part), want, "{:?}", String::from_utf8_lossy(part));
         }
         let mut b = buf(wire);
-        let h = response_head(&mut b, false, &mut Names::default(), false)
-            .unwrap()
-            .unwrap();
+        let h = parse(&mut b, false).unwrap().unwrap();
         assert!(h.status.is_success(), "{wire:?}");
     }
 }
@@ -53,16 +52,7 @@ fn a_bare_carriage_return_is_refused_not_waited_on() {
         "HTTP/1.1 200 OK\r\n\rX\r\n\r\n",
     ] {
         assert!(httparse_end(bad.as_bytes()).is_err(), "{bad:?}");
-        assert!(
-            response_head(
-                &mut buf(bad.as_bytes()),
-                false,
-                &mut Names::default(),
-                false
-            )
-            .is_err(),
-            "{bad:?}"
-        );
+        assert!(parse(&mut buf(bad.as_bytes()), false).is_err(), "{bad:?}");
     }
 }
 
@@ -86,7 +76,7 @@ proptest::proptest! {
         match httparse_end(wire.as_bytes()) {
             Ok(want) => proptest::prop_assert_eq!(head_end(wire.as_bytes()), want),
             Err(_) => {
-                let r = response_head(&mut buf(wire.as_bytes()), false, &mut Names::default(), false);
+                let r = parse(&mut buf(wire.as_bytes()), false);
                 proptest::prop_assert!(!matches!(r, Ok(Some(_))));
             }
         }
@@ -99,14 +89,10 @@ fn an_incomplete_head_that_is_not_http_is_refused_before_it_ends() {
     // waited on until the read timeout.
     let mut b = buf(b"SSH-2.0-OpenSSH_9.2\r\n");
     assert_eq!(
-        response_head(&mut b, false, &mut Names::default(), false).unwrap_err(),
+        parse(&mut b, false).unwrap_err(),
         Invalid("bad HTTP version")
     );
     // A valid beginning is waited on.
     let mut b = buf(b"HTTP/1.1 200 OK\r\nX-A: b\r\n");
-    assert!(
-        response_head(&mut b, false, &mut Names::default(), false)
-            .unwrap()
-            .is_none()
-    );
+    assert!(parse(&mut b, false).unwrap().is_none());
 }

@@ -6,16 +6,17 @@ fn buf(s: &[u8]) -> BytesMut {
     BytesMut::from(s)
 }
 
+/// A head parsed with a connection's first names, its fields as a map.
+pub(super) fn parse(b: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Invalid> {
+    response_head(b, head_request, &mut Names::default(), false)
+}
+
 fn head(s: &str) -> Head {
-    response_head(&mut buf(s.as_bytes()), false, &mut Names::default(), false)
-        .unwrap()
-        .unwrap()
+    parse(&mut buf(s.as_bytes()), false).unwrap().unwrap()
 }
 
 fn head_err(s: &str) -> &'static str {
-    response_head(&mut buf(s.as_bytes()), false, &mut Names::default(), false)
-        .unwrap_err()
-        .0
+    parse(&mut buf(s.as_bytes()), false).unwrap_err().0
 }
 
 fn framing_of(s: &str) -> (Framing, bool) {
@@ -28,9 +29,7 @@ const SIMPLE: &str = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\n";
 #[test]
 fn complete_head_with_content_length() {
     let mut b = buf(format!("{SIMPLE}hello").as_bytes());
-    let h = response_head(&mut b, false, &mut Names::default(), false)
-        .unwrap()
-        .unwrap();
+    let h = parse(&mut b, false).unwrap().unwrap();
     assert_eq!(h.status, StatusCode::OK);
     assert_eq!(h.version, Version::HTTP_11);
     assert_eq!(h.framing, Framing::Length(5));
@@ -46,7 +45,7 @@ fn head_fed_one_byte_at_a_time() {
     let mut b = BytesMut::new();
     for (i, &byte) in wire.as_bytes().iter().enumerate() {
         b.extend_from_slice(&[byte]);
-        let got = response_head(&mut b, false, &mut Names::default(), false).unwrap();
+        let got = parse(&mut b, false).unwrap();
         if i + 1 < SIMPLE.len() {
             assert!(got.is_none(), "complete early at {i}");
             assert_eq!(b.len(), i + 1, "bytes consumed while incomplete");
@@ -69,14 +68,12 @@ fn head_split_at_every_offset() {
     let wire = format!("{SIMPLE}hello");
     for cut in 0..=wire.len() {
         let mut b = buf(&wire.as_bytes()[..cut]);
-        let first = response_head(&mut b, false, &mut Names::default(), false).unwrap();
+        let first = parse(&mut b, false).unwrap();
         assert_eq!(first.is_some(), cut >= SIMPLE.len(), "cut {cut}");
         b.extend_from_slice(&wire.as_bytes()[cut..]);
         let h = match first {
             Some(h) => h,
-            None => response_head(&mut b, false, &mut Names::default(), false)
-                .unwrap()
-                .unwrap(),
+            None => parse(&mut b, false).unwrap().unwrap(),
         };
         assert_eq!(h.framing, Framing::Length(5));
         assert_eq!(&b[..], b"hello", "cut {cut}");
@@ -87,15 +84,11 @@ fn head_split_at_every_offset() {
 fn pipelined_heads_leave_the_rest_in_buf() {
     let second = "HTTP/1.1 204 No Content\r\nX-N: 2\r\n\r\n";
     let mut b = buf(format!("{SIMPLE}hello{second}").as_bytes());
-    let h = response_head(&mut b, false, &mut Names::default(), false)
-        .unwrap()
-        .unwrap();
+    let h = parse(&mut b, false).unwrap().unwrap();
     assert_eq!(h.framing, Framing::Length(5));
     let _ = b.split_to(5);
     assert_eq!(&b[..], second.as_bytes());
-    let h2 = response_head(&mut b, false, &mut Names::default(), false)
-        .unwrap()
-        .unwrap();
+    let h2 = parse(&mut b, false).unwrap().unwrap();
     assert_eq!(h2.status, StatusCode::NO_CONTENT);
     assert_eq!(h2.headers["x-n"], "2");
     assert!(b.is_empty());
@@ -106,9 +99,7 @@ fn header_values_are_zero_copy() {
     let mut b = buf(format!("{SIMPLE}hello").as_bytes());
     let start = b.as_ptr() as usize;
     let end = start + b.len();
-    let h = response_head(&mut b, false, &mut Names::default(), false)
-        .unwrap()
-        .unwrap();
+    let h = parse(&mut b, false).unwrap().unwrap();
     for v in h.headers.values() {
         let p = v.as_bytes().as_ptr() as usize;
         assert!(
@@ -151,12 +142,7 @@ fn bodiless_answers_with_ambiguous_framing_fields_are_refused() {
             let text = format!("HTTP/1.1 {status}\r\n{fields}\r\n\r\n");
             // A 200 has no body only as the answer to a HEAD.
             let head_request = status == "200 OK";
-            let got = response_head(
-                &mut buf(text.as_bytes()),
-                head_request,
-                &mut Names::default(),
-                false,
-            );
+            let got = parse(&mut buf(text.as_bytes()), head_request);
             assert!(got.is_err(), "{status} with {fields:?} was accepted");
         }
     }
@@ -173,39 +159,30 @@ fn not_modified_304_is_empty() {
 #[test]
 fn head_request_is_empty_whatever_the_fields_say() {
     let mut b = buf(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nNEXT");
-    let h = response_head(&mut b, true, &mut Names::default(), false)
-        .unwrap()
-        .unwrap();
+    let h = parse(&mut b, true).unwrap().unwrap();
     assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
     assert_eq!(h.headers["content-length"], "10");
     assert_eq!(&b[..], b"NEXT");
     let mut chunked = buf(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-    let h = response_head(&mut chunked, true, &mut Names::default(), false)
-        .unwrap()
-        .unwrap();
+    let h = parse(&mut chunked, true).unwrap().unwrap();
     assert_eq!(h.framing, Framing::Empty);
 }
 
 #[test]
 fn head_request_still_rejects_malformed_fields() {
     let mut b = buf(b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n");
-    assert!(response_head(&mut b, true, &mut Names::default(), false).is_err());
+    assert!(parse(&mut b, true).is_err());
 }
 
 #[test]
 fn informational_100_is_returned_with_the_final_head_left() {
     let mut b = buf(format!("HTTP/1.1 100 Continue\r\n\r\n{SIMPLE}").as_bytes());
-    let h = response_head(&mut b, false, &mut Names::default(), false)
-        .unwrap()
-        .unwrap();
+    let h = parse(&mut b, false).unwrap().unwrap();
     assert_eq!(h.status, StatusCode::CONTINUE);
     assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
     assert_eq!(&b[..], SIMPLE.as_bytes());
     assert_eq!(
-        response_head(&mut b, false, &mut Names::default(), false)
-            .unwrap()
-            .unwrap()
-            .status,
+        parse(&mut b, false).unwrap().unwrap().status,
         StatusCode::OK
     );
 }
@@ -250,14 +227,7 @@ fn connection_close_anywhere_in_the_list_wins() {
 #[test]
 fn connection_and_what_it_names_stay_out_of_the_map_unless_it_upgrades() {
     let names = |msg: &str| {
-        let head = response_head(
-            &mut buf(msg.as_bytes()),
-            false,
-            &mut Names::default(),
-            false,
-        )
-        .unwrap()
-        .unwrap();
+        let head = parse(&mut buf(msg.as_bytes()), false).unwrap().unwrap();
         head.headers
             .keys()
             .map(|n| n.as_str().to_owned())
@@ -326,15 +296,7 @@ fn content_length_bounds() {
         Framing::Length(9_999_999_999_999_999_999)
     );
     let twenty = "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n";
-    assert!(
-        response_head(
-            &mut buf(twenty.as_bytes()),
-            false,
-            &mut Names::default(),
-            false
-        )
-        .is_err()
-    );
+    assert!(parse(&mut buf(twenty.as_bytes()), false).is_err());
     let zero = "HTTP/1.1 200 OK\r\nContent-Length: 000\r\n\r\n";
     assert_eq!(head(zero).framing, Framing::Length(0));
 }
@@ -350,35 +312,11 @@ fn transfer_encoding_chunked_last_is_chunked() {
 #[test]
 fn transfer_encoding_chunked_not_last_is_rejected() {
     let msg = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
-    assert!(
-        response_head(
-            &mut buf(msg.as_bytes()),
-            false,
-            &mut Names::default(),
-            false
-        )
-        .is_err()
-    );
+    assert!(parse(&mut buf(msg.as_bytes()), false).is_err());
     let split = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n";
-    assert!(
-        response_head(
-            &mut buf(split.as_bytes()),
-            false,
-            &mut Names::default(),
-            false
-        )
-        .is_err()
-    );
+    assert!(parse(&mut buf(split.as_bytes()), false).is_err());
     let twice = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n";
-    assert!(
-        response_head(
-            &mut buf(twice.as_bytes()),
-            false,
-            &mut Names::default(),
-            false
-        )
-        .is_err()
-    );
+    assert!(parse(&mut buf(twice.as_bytes()), false).is_err());
 }
 
 #[test]
@@ -418,10 +356,8 @@ fn empty_transfer_encoding_is_rejected() {
 #[test]
 fn transfer_encoding_in_http10_is_rejected() {
     assert!(
-        response_head(
+        parse(
             &mut buf(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            false,
-            &mut Names::default(),
             false
         )
         .is_err()
@@ -439,15 +375,7 @@ fn no_framing_fields_reads_to_close() {
 #[test]
 fn obs_fold_is_rejected() {
     let msg = "HTTP/1.1 200 OK\r\nX-A: b\r\n  folded\r\nContent-Length: 0\r\n\r\n";
-    assert!(
-        response_head(
-            &mut buf(msg.as_bytes()),
-            false,
-            &mut Names::default(),
-            false
-        )
-        .is_err()
-    );
+    assert!(parse(&mut buf(msg.as_bytes()), false).is_err());
 }
 
 #[test]
@@ -472,7 +400,7 @@ fn head_size_limit() {
     let partial = fill(MAX_HEAD + 100);
     let mut b = buf(&partial.as_bytes()[..MAX_HEAD + 10]);
     assert_eq!(
-        response_head(&mut b, false, &mut Names::default(), false).unwrap_err(),
+        parse(&mut b, false).unwrap_err(),
         Invalid("response head too large")
     );
 }
@@ -485,16 +413,7 @@ fn bad_status_lines_are_rejected() {
         "HTTP/1.1 099 Low\r\n\r\n",
         "ICY 200 OK\r\n\r\n",
     ] {
-        assert!(
-            response_head(
-                &mut buf(bad.as_bytes()),
-                false,
-                &mut Names::default(),
-                false
-            )
-            .is_err(),
-            "{bad:?}"
-        );
+        assert!(parse(&mut buf(bad.as_bytes()), false).is_err(), "{bad:?}");
     }
 }
 
