@@ -699,12 +699,14 @@ start_callgrind_data_plane() {
 # that runs process NAME under callgrind, its dumps in $WORK/callgrind-NAME/
 # (what callgrind_batch and callgrind_dump read).
 callgrind_prefix() {
+  # CALLGRIND_EXTRA: more callgrind options (proxy.sh --cachesim's caches).
+  [[ -v CALLGRIND_EXTRA ]] || CALLGRIND_EXTRA=()
   mkdir -p "$WORK/callgrind-$1"
   # Uncompressed names: each dump is kept alone (callgrind_batch), and a
   # compressed one names functions by ids defined in an earlier dump, which
   # callgrind_annotate then cannot resolve.
   CALLGRIND_CMD=(valgrind --tool=callgrind --compress-strings=no
-    "--callgrind-out-file=$WORK/callgrind-$1/callgrind.out")
+    "--callgrind-out-file=$WORK/callgrind-$1/callgrind.out" "${CALLGRIND_EXTRA[@]}")
 }
 
 # send_requests URL N BODY [HEADER...]: N sequential GETs on one keep-alive

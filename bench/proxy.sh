@@ -78,6 +78,15 @@
 #                             blind to the kernel (system calls), caches and
 #                             the machine's load, so the same on any run.
 #                             With --smoke: 20 requests, debug build.
+#   bench/proxy.sh --cachesim     no hardware counters needed: each proxy
+#                             under callgrind's cache simulation (L1 and
+#                             L2 of this EPYC: 32 KB and 512 KB, 8-way),
+#                             a CACHESIM_DURATION=10s wrk load at each of
+#                             CACHESIM_CONCURRENCY="50 200"; instructions,
+#                             L1 and L2 misses a request. A model (no
+#                             prefetch, no L3, callgrind's serialised
+#                             threads), not the machine: for comparing
+#                             proxies and concurrencies, not for cycles.
 #   bench/proxy.sh --syscalls     system calls a request instead: per proxy
 #                             a warm-up, then a SYSCALL_DURATION=5s load at
 #                             c50 (wrk) with `strace -c` attached to the
@@ -142,6 +151,7 @@ ORIGINAL_ARGS=("$@")
 SMOKE=${BENCH_SMOKE:-0}
 CODE_ORDER=0
 CALLGRIND=0
+CACHESIM=0
 SYSCALLS=0
 PERF=0
 FLAG_MODES=()
@@ -153,6 +163,7 @@ for arg in "$@"; do
     --h2c) FLAG_MODES+=(h2c) ;;
     --code-order) CODE_ORDER=1 ;;
     --callgrind) CALLGRIND=1 ;;
+    --cachesim) CALLGRIND=1 CACHESIM=1 ;;
     --syscalls) SYSCALLS=1 ;;
     --perf) PERF=1 ;;
     -h | --help)
@@ -166,6 +177,9 @@ for arg in "$@"; do
   esac
 done
 case "$SMOKE" in 0 | "") SMOKE=0 ;; *) SMOKE=1 ;; esac
+# This machine's per-core L1 (code and data) and L2, the last level
+# callgrind models (L3 is shared and far larger).
+((CACHESIM)) && CALLGRIND_EXTRA=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=524288,8,64)
 
 if ((${#FLAG_MODES[@]})); then
   MODES=${FLAG_MODES[*]}
@@ -472,6 +486,64 @@ EOF
   echo
   cat "$WORK/report.md"
   save_report proxy-callgrind
+  save_callgrind_dumps proxy
+}
+
+# --cachesim: per concurrency and proxy, a warm-up, then a load between a
+# zeroing and a dump of the counters of the proxy under callgrind with its
+# cache simulation; the report gives instructions and misses a request.
+count_cache_misses() {
+  local secs=${CACHESIM_DURATION:-10} concs=${CACHESIM_CONCURRENCY:-50 200} conc t name url
+  secs=${secs%s}
+  if ((SMOKE)); then secs=1 concs=4; fi
+  : >"$WORK/cachesim.txt"
+  for conc in $concs; do
+    for t in turnpike nginx haproxy; do
+      case $t in turnpike) name=data-plane ;; *) name=$t ;; esac
+      url=$(target_url http "$t")
+      log "cachesim: $t, a warm-up, then ${secs}s at c$conc"
+      run_load http "$WORK/cachesim-warmup-$t-$conc.txt" 2 "$url" "$conc"
+      callgrind_control -z "$(pid_of "$name")" >"$WORK/callgrind-control.out" 2>&1 ||
+        die "callgrind_control -z $name failed: $(cat "$WORK/callgrind-control.out")"
+      run_load http "$WORK/cachesim-$t-$conc.txt" "$secs" "$url" "$conc"
+      callgrind_dump "$name" "c$conc"
+      echo "$conc $t $(parse_wrk "$WORK/cachesim-$t-$conc.txt" | awk '{ print $4 }') $WORK/callgrind-$name-c$conc.out" >>"$WORK/cachesim.txt"
+    done
+  done
+  {
+    cat <<EOF
+# Proxy cache misses a request under callgrind's cache simulation$( ((SMOKE)) && echo " (smoke mode: not a measurement)")
+
+- command: \`$( ((SMOKE)) || echo "CACHESIM_DURATION=${secs}s CACHESIM_CONCURRENCY=\"$concs\" ")bench/proxy.sh --cachesim$( ((SMOKE)) && echo " --smoke")\`
+- what: each proxy under \`valgrind --tool=callgrind ${CALLGRIND_EXTRA[*]}\` ($(valgrind --version)), one worker, the configs of the load runs; per concurrency a 2 s warm-up, then ${secs} s of wrk between a zeroing and a dump of the counters. Per request: instructions (Ir), first-level misses (I1 for code, D1 for data: reads and writes) and last-level (here L2) misses. callgrind's model, not the machine: no prefetching, no L3, threads run one at a time
+- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); $(machine_note)
+- turnpike: commit $(commit_note), \`${DATA_PLANE_CMD[*]}\` ($PROFILE_NOTE); nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'); haproxy: $(haproxy -v | awk 'NR == 1 { print $3 }')
+
+EOF
+    python3 - "$WORK/cachesim.txt" <<'EOF'
+import sys
+print("| c | proxy | requests | Ir | I1 misses | D1 misses | L2 misses (code) | L2 misses (data) |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|")
+for line in open(sys.argv[1]):
+    conc, target, requests, path = line.split()
+    events = totals = None
+    for row in open(path):
+        if row.startswith("events:"):
+            events = row.split()[1:]
+        elif row.startswith("totals:"):
+            totals = [int(v) for v in row.split()[1:]]
+    if not events or not totals or int(requests) == 0:
+        sys.exit(f"{target} c{conc}: no counters or no requests in {path}")
+    e = dict(zip(events, totals))
+    n = int(requests)
+    per = lambda *k: sum(e.get(x, 0) for x in k) / n
+    print(f"| {conc} | {target} | {n:,} | {per('Ir'):,.0f} | {per('I1mr'):.1f} | "
+          f"{per('D1mr', 'D1mw'):.1f} | {per('ILmr'):.1f} | {per('DLmr', 'DLmw'):.1f} |")
+EOF
+  } >"$WORK/report.md"
+  echo
+  cat "$WORK/report.md"
+  save_report proxy-cachesim
   save_callgrind_dumps proxy
 }
 
@@ -1023,7 +1095,10 @@ main() {
   log "haproxy on :$HAPROXY_PORT, TLS :$HAPROXY_TLS_PORT, h2c :$HAPROXY_H2C_PORT"
   start_haproxy
   check_targets
-  if ((CALLGRIND)); then
+  if ((CACHESIM)); then
+    count_cache_misses
+    return 0
+  elif ((CALLGRIND)); then
     count_instructions
     return 0
   elif ((SYSCALLS)); then
