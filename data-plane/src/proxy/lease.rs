@@ -117,6 +117,10 @@ impl LeasedBody {
         self.passed.as_deref()
     }
 
+    pub fn passed_mut(&mut self) -> Option<&mut Passed> {
+        self.passed.as_deref_mut()
+    }
+
     /// Whether the head came from the HTTP/1 decoder, which refused
     /// ambiguous framing fields (`h1::decode`) before the proxy saw them.
     pub fn framing_checked(&self) -> bool {

@@ -111,8 +111,18 @@ pub fn handle(
         {
             body.set_finish(finish);
         }
-        resp.headers_mut()
-            .insert(request_id::X_REQUEST_ID.clone(), request_id);
+        // With the answer's fields passed as bytes, the id goes with them,
+        // and the answer's map stays empty (unallocated).
+        let mut request_id = Some(request_id);
+        if let Either::Left(body) = resp.body_mut()
+            && let Some(passed) = body.passed_mut()
+        {
+            passed.request_id = request_id.take();
+        }
+        if let Some(id) = request_id {
+            resp.headers_mut()
+                .insert(request_id::X_REQUEST_ID.clone(), id);
+        }
         Ok(resp)
     }
 }

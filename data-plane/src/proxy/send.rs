@@ -275,6 +275,13 @@ impl TrackedBody {
             Either::Right(_) => None,
         }
     }
+
+    pub fn passed_mut(&mut self) -> Option<&mut Passed> {
+        match &mut self.inner {
+            Either::Left(b) => b.passed_mut(),
+            Either::Right(_) => None,
+        }
+    }
 }
 
 impl Body for TrackedBody {

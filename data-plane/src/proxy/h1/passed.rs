@@ -15,6 +15,7 @@
 //! client as it came; more runs than [`RUNS`]) is made into a map instead.
 
 use bytes::Bytes;
+use http::HeaderValue;
 use http::header::HeaderName;
 
 use crate::proxy::headers::is_hop_by_hop;
@@ -35,6 +36,10 @@ pub struct Passed {
     pub date: bool,
     /// Their `Content-Length`, as the decoder checked it.
     pub length: Option<u64>,
+    /// The proxy's `X-Request-Id`, written after them: set here rather
+    /// than in the answer's map, which would otherwise be made (two
+    /// allocations) for this one field.
+    pub request_id: Option<HeaderValue>,
 }
 
 impl Passed {
@@ -63,6 +68,7 @@ impl Passed {
             n: 0,
             date: false,
             length,
+            request_id: None,
         };
         let mut open: Option<u32> = None;
         for (((h, name), start), line_end) in fields.iter().zip(names).zip(starts).zip(ends) {
@@ -96,10 +102,15 @@ impl Passed {
         Some(())
     }
 
-    /// Writes the passed lines, each ended by its CRLF.
+    /// Writes the passed lines, each ended by its CRLF, and the request id.
     pub fn write(&self, out: &mut Vec<u8>) {
         for &(from, to) in &self.runs[..usize::from(self.n)] {
             out.extend_from_slice(&self.block[from as usize..to as usize]);
+        }
+        if let Some(id) = &self.request_id {
+            out.extend_from_slice(b"x-request-id: ");
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
     }
 }

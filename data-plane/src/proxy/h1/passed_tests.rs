@@ -54,6 +54,16 @@ fn the_lines_that_go_on_are_written_as_they_came() {
 }
 
 #[test]
+fn the_proxys_request_id_follows_the_passed_lines_in_place_of_the_upstreams() {
+    let text = "HTTP/1.1 200 OK\r\nX-Request-Id: upstream\r\nServer: o\r\n\r\n";
+    let mut h = decode(text, true);
+    h.passed.as_mut().unwrap().request_id = Some(http::HeaderValue::from_static("r-1"));
+    let (lines, map) = written(&h);
+    assert_eq!(lines, "Server: o\r\nx-request-id: r-1\r\n");
+    assert_eq!(map.get_all("x-request-id").iter().count(), 1);
+}
+
+#[test]
 fn a_chunked_or_close_delimited_answer_passes_with_no_length() {
     let h = decode(
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n",
