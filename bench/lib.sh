@@ -705,7 +705,10 @@ callgrind_prefix() {
   # Uncompressed names: each dump is kept alone (callgrind_batch), and a
   # compressed one names functions by ids defined in an earlier dump, which
   # callgrind_annotate then cannot resolve.
-  CALLGRIND_CMD=(valgrind --tool=callgrind --compress-strings=no
+  # --trace-children: the data plane starts itself again at once, with
+  # glibc's thread cache set (cli/src/malloc.rs); followed, it stays under
+  # callgrind.
+  CALLGRIND_CMD=(valgrind --tool=callgrind --compress-strings=no --trace-children=yes
     "--callgrind-out-file=$WORK/callgrind-$1/callgrind.out" "${CALLGRIND_EXTRA[@]}")
 }
 

@@ -104,6 +104,8 @@ pub struct DataPlaneArgs {
 /// Runs a data plane until SIGTERM or SIGINT: crypto provider, span export
 /// (feature `otel`), logging, the runtime; returns the exit code.
 pub fn main(args: DataPlaneArgs, log_format: &str) -> ExitCode {
+    // First, while this is the only thread: it may start the process again.
+    crate::malloc::tune();
     common::install_crypto_provider();
     // The span export is a layer of the log's subscriber, so it comes
     // first; `_export` flushes it at exit.

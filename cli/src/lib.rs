@@ -6,3 +6,4 @@
 
 pub mod common;
 pub mod data_plane_cmd;
+mod malloc;

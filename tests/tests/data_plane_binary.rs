@@ -44,6 +44,19 @@ async fn the_standalone_data_plane_joins_the_fleet_proxies_and_drains_on_sigterm
     assert_eq!(seen["path"], "/api/hello", "{seen}");
     assert_status(&dp.get("/nowhere").await, StatusCode::NOT_FOUND);
 
+    // It restarted itself with glibc's thread cache deepened
+    // (cli/src/malloc.rs): the process serving has the tunable set.
+    let environ = std::fs::read(format!("/proc/{}/environ", dp.proc.pid())).unwrap();
+    let tunables = environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"GLIBC_TUNABLES="))
+        .map(String::from_utf8_lossy);
+    assert_eq!(
+        tunables.as_deref(),
+        Some("glibc.malloc.tcache_count=256"),
+        "the data plane's environment"
+    );
+
     // SIGTERM drains and exits 0, like `turnpike data-plane`.
     assert_eq!(dp.proc.terminate(Duration::from_secs(20)), Some(0));
 }
