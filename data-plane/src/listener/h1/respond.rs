@@ -235,6 +235,7 @@ where
     ) -> Poll<Result<(), WriteError>> {
         loop {
             // Take frames while they are ready and the buffer is small.
+            let mut waiting = false;
             while !self.done && self.big.is_none() && out.len() - *written < COPY_MAX {
                 match Pin::new(&mut self.body).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
@@ -249,7 +250,10 @@ where
                     },
                     Poll::Ready(Some(Err(_))) => return Poll::Ready(Err(WriteError::Body)),
                     Poll::Ready(None) => self.end(out)?,
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        waiting = true;
+                        break;
+                    }
                 }
             }
             ready!(flush(cx, io, out, written)).map_err(WriteError::Io)?;
@@ -273,7 +277,12 @@ where
             if self.done {
                 return Poll::Ready(Ok(()));
             }
-            // Everything written; the body has nothing ready.
+            // Everything written. Stopped by a full buffer, the body may
+            // have more ready, and it has registered no waker: back to it.
+            if !waiting {
+                continue;
+            }
+            // The body has nothing ready; it wakes this task when it has.
             return Poll::Pending;
         }
     }

@@ -168,6 +168,39 @@ async fn bodies_are_framed_as_the_head_said() {
     assert_eq!(got, b"HEAD\r\n");
 }
 
+/// A body whose frames are all ready at once, as an upstream's are when
+/// its whole answer arrived before the proxy read it.
+struct AllReady(std::collections::VecDeque<Bytes>);
+
+impl Body for AllReady {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.0.pop_front().map(|c| Ok(hyper::body::Frame::data(c))))
+    }
+}
+
+#[tokio::test]
+async fn frames_past_a_full_buffer_are_taken_after_it_is_written() {
+    // More than COPY_MAX in frames small enough to copy: the buffer fills,
+    // is written whole, and the writer must go back to the body, which
+    // has registered no waker (it never said Pending).
+    let chunks: Vec<Bytes> = (0..40).map(|_| Bytes::from(vec![b'x'; 1_000])).collect();
+    let body = AllReady(chunks.into());
+    let written = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        write(body, Framing::Length(40_000)),
+    )
+    .await
+    .expect("the writer stalled after a full buffer")
+    .unwrap();
+    assert_eq!(written.len(), b"HEAD\r\n".len() + 40_000);
+}
+
 #[tokio::test]
 async fn a_body_that_breaks_its_length_fails() {
     let short = write(Full::new(Bytes::from_static(b"abc")), Framing::Length(5)).await;
