@@ -256,6 +256,7 @@ async fn a_request_has_request_policy_and_upstream_spans_when_enabled() {
     assert_eq!(upstream[0].fields["upstream"], "up");
     assert_eq!(upstream[0].fields["status"], "200");
     assert!(upstream[0].fields["target"].starts_with("127.0.0.1:"));
+    assert_eq!(upstream[0].fields["attempts"], "1");
 }
 
 /// The log's filter, counting how often it is asked about a span of ours

@@ -84,7 +84,10 @@ pub async fn send(
     let (body, replay) = if body.is_end_stream() {
         (client::empty(), resendable.then(|| Replay::new(None)))
     } else if resendable && replay::may_keep(&parts.headers, &body) {
-        let (body, kept) = replay::keep(&mut parts.headers, body, limits, stats).await?;
+        // Boxed: inline, its ~460 bytes were part of every request's
+        // `send` future (copied into its box), bodies or not.
+        let keep = replay::keep(&mut parts.headers, body, limits, stats);
+        let (body, kept) = Box::pin(keep).await?;
         (body, kept.map(|b| Replay::new(Some(b))))
     } else {
         let body = match body {
@@ -138,7 +141,12 @@ pub async fn send(
         };
         tried[attempts] = i;
         attempts += 1;
-        tracing::Span::current().record("attempts", attempts);
+        // The upstream span is at DEBUG: with a coarser filter (the
+        // default) it is disabled, and asking the subscriber for the
+        // current span cost ~60 instructions a request for nothing.
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            tracing::Span::current().record("attempts", attempts);
+        }
         let target = &upstream.balancer.targets()[i];
 
         let body = match (first.take(), &replay) {
