@@ -61,7 +61,9 @@ pub struct PickContext<'a> {
 impl<'a> PickContext<'a> {
     /// The first value of `name`: the proxy's added field if it is one,
     /// else the request's (for `Host`, the client's, also where the
-    /// target's replaces it upstream).
+    /// target's replaces it upstream). Not the proxy's `traceparent`: new
+    /// for every request, it would spread a key's requests over all
+    /// targets; the client's is taken out of the map, so none is seen.
     pub fn header(&self, name: &HeaderName) -> Option<&'a HeaderValue> {
         let added = self
             .added

@@ -13,6 +13,9 @@ use http::header::{HeaderMap, HeaderName};
 
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
+/// The length of a version-00 `traceparent`.
+pub const TRACEPARENT_LEN: usize = 55;
+
 /// One hop of a trace: the trace, the proxy's span in it, and the flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
@@ -62,7 +65,14 @@ impl TraceContext {
 
     /// The `traceparent` for the upstream: our span as its parent.
     pub fn header(&self) -> HeaderValue {
-        let mut buf = [0u8; 55];
+        HeaderValue::from_bytes(&self.header_text())
+            .expect("hex digits and dashes are a valid header value")
+    }
+
+    /// [`Self::header`] as its bytes: what the HTTP/1 encoder writes, with
+    /// no header value made (an allocation, and a check of every byte).
+    pub fn header_text(&self) -> [u8; TRACEPARENT_LEN] {
+        let mut buf = [0u8; TRACEPARENT_LEN];
         buf[..3].copy_from_slice(b"00-");
         buf[35] = b'-';
         buf[52] = b'-';
@@ -72,7 +82,7 @@ impl TraceContext {
         hex::encode_to_slice(self.trace_id.to_be_bytes(), &mut buf[3..35]).expect(sized);
         hex::encode_to_slice(self.span_id.to_be_bytes(), &mut buf[36..52]).expect(sized);
         hex::encode_to_slice([self.flags], &mut buf[53..55]).expect(sized);
-        HeaderValue::from_bytes(&buf).expect("hex digits and dashes are a valid header value")
+        buf
     }
 }
 

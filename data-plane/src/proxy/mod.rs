@@ -45,7 +45,6 @@ use crate::compile::Compiled;
 use crate::listener::{Conn, PassedFields, RequestBody};
 use crate::observe::exchange::Exchange;
 use crate::observe::spans;
-use crate::observe::trace::TRACEPARENT;
 use crate::policy::{self, RequestCtx, ResponseCtx};
 use crate::proxy::body::Outbound;
 use crate::router::RouteMatch;
@@ -231,7 +230,7 @@ async fn forward(
     //    `upstream` span when exported over OTLP).
     body.check_declared(&limits)?;
     let upstream_span = spans::upstream(&upstream.name, &mut ex.trace);
-    to.added.push(&TRACEPARENT, ex.trace.header());
+    to.added.traceparent = Some(ex.trace);
     // Consistent hashing on the consumer hashes its id, so renaming a
     // consumer keeps its target.
     let consumer_key = consumer.as_ref().and_then(|c| c.id_header.to_str().ok());

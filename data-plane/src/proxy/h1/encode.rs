@@ -10,6 +10,7 @@
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
+use crate::observe::trace::TRACEPARENT;
 use crate::proxy::headers::{Added, HostFrom};
 
 /// How the request body goes out.
@@ -64,6 +65,9 @@ pub fn request_head(
     for (name, value) in added.fields() {
         field(out, name, value);
     }
+    if let Some(t) = &added.traceparent {
+        line(out, &TRACEPARENT, &t.header_text());
+    }
     match framing {
         Framing::Empty if parts.headers.contains_key(header::CONTENT_LENGTH) => length(out, 0),
         Framing::Empty if expects_body(&parts.method) => length(out, 0),
@@ -99,9 +103,14 @@ fn fields(out: &mut Vec<u8>, headers: &HeaderMap, host_written: bool) {
 }
 
 fn field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    line(out, name, value.as_bytes());
+}
+
+/// A field line of a value that is valid by construction.
+fn line(out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
     out.extend_from_slice(name.as_str().as_bytes());
     out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -163,6 +172,30 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "GET / HTTP/1.1\r\nhost: up:81\r\nx-a: 1\r\nx-forwarded-proto: http\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn the_proxys_traceparent_is_written_from_its_ids_and_matches_its_header_value() {
+        let (parts, ()) = Request::get("/").body(()).unwrap().into_parts();
+        let trace = crate::observe::trace::TraceContext {
+            trace_id: 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c,
+            parent_id: 0,
+            span_id: 0xb7ad_6b71_6920_3331,
+            flags: 1,
+        };
+        let mut added = Added::default();
+        added.traceparent = Some(trace);
+        let mut out = Vec::new();
+        request_head(&mut out, (&parts, &added), "/", None, Framing::Empty);
+        let text = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("GET / HTTP/1.1\r\ntraceparent: {text}\r\n\r\n")
+        );
+        // The HTTP/2 path's map gets the same value.
+        let mut map = HeaderMap::new();
+        added.insert_into(&mut map);
+        assert_eq!(map[&TRACEPARENT], text);
     }
 
     #[test]
