@@ -19,6 +19,7 @@
 mod feed;
 pub mod head;
 pub mod respond;
+mod stop;
 mod trailers;
 pub mod upgrade;
 
@@ -46,6 +47,7 @@ use crate::proxy::h1::names::Names;
 use feed::{Decode, Fed, Feed};
 use head::{Framing, Head};
 use respond::{Asked, PassedFields, Writer};
+use stop::Stop;
 use upgrade::{OnUpgrade, Rewind};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
@@ -111,10 +113,11 @@ pub async fn serve<I, H, F, B>(
     };
     // Has the listener begun to shut down? (An atomic load to ask.)
     let probe = shutdown.clone();
-    let mut stop = pin!(crate::stopped(&mut shutdown));
+    let wait = pin!(crate::stopped(&mut shutdown));
+    let mut stop = Stop::new(wait, &probe);
     let mut first = true;
     loop {
-        let next = poll_fn(|cx| c.poll_head(cx, &mut io, first, &service, stop.as_mut())).await;
+        let next = poll_fn(|cx| c.poll_head(cx, &mut io, first, &service, &mut stop)).await;
         first = false;
         let head = match next {
             Next::Head(head) => head,
@@ -155,13 +158,13 @@ pub async fn serve<I, H, F, B>(
 
 impl Connection {
     /// The next request head, or why there is none.
-    fn poll_head<I: AsyncRead + Unpin, H>(
+    fn poll_head<I: AsyncRead + Unpin, H, F: Future<Output = ()>>(
         &mut self,
         cx: &mut Context<'_>,
         io: &mut I,
         first: bool,
         service: &Service<H>,
-        mut stop: Pin<&mut impl Future<Output = ()>>,
+        stop: &mut Stop<'_, F>,
     ) -> Poll<Next> {
         loop {
             let maybe_h2 = first && PREFACE.starts_with(&self.buf[..self.buf.len().min(24)]);
@@ -184,7 +187,7 @@ impl Connection {
                 // use meanwhile; a shutdown closes the connection now.
                 Poll::Pending => {
                     buffers::give_back(&mut self.buf);
-                    return match stop.as_mut().poll(cx) {
+                    return match stop.poll(cx) {
                         Poll::Ready(()) => Poll::Ready(Next::Close),
                         Poll::Pending => Poll::Pending,
                     };

@@ -288,3 +288,20 @@ async fn shutdown_closes_idle_connections_and_finishes_busy_ones() {
     assert!(got.contains("connection: close\r\n"), "{got}");
     assert!(closed(&mut busy).await);
 }
+
+#[tokio::test]
+async fn shutdown_closes_a_keep_alive_connection_waiting_for_its_next_request() {
+    // After its first answer the connection waits again with its shutdown
+    // watch already registered (`stop`): the drain must still wake it.
+    let (addr, stop) = start(echo).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET /k HTTP/1.1\r\nHost: h\r\n\r\n")
+            .await
+            .unwrap();
+        let got = read_until(&mut s, |t| t.ends_with("GET /k 0")).await;
+        assert!(!got.contains("connection: close"), "{got}");
+    }
+    stop.send(true).unwrap();
+    assert!(closed(&mut s).await, "the idle connection closes at once");
+}
